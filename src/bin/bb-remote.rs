@@ -1,0 +1,30 @@
+//! `bb-remote`: the operator's tool (routing inspection, the reference worker, ...).
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "bb-remote", version, about = "Operator tool for the bb-remote proving shim")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show how the shim would route a bb invocation: `bb-remote route -- prove -b ...`.
+    Route(bb_remote::route::RouteArgs),
+    /// Run the reference GA4GH TES proving backend.
+    Worker(bb_remote::worker::WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Route(args) => bb_remote::route::run_cli(args),
+        Command::Worker(args) => bb_remote::worker::run_cli(args),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("bb-remote: error: {err:#}");
+        ExitCode::from(1)
+    })
+}

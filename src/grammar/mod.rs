@@ -1,0 +1,1 @@
+//! bb's argv grammars. (Owned by the grammar work; placeholder.)

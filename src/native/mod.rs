@@ -1,0 +1,1 @@
+//! Passthrough to the native bb. (placeholder)
