@@ -48,3 +48,125 @@ pub struct BadValue {
 
 /// argv as the OS gave it.
 pub type Argv = Vec<OsString>;
+
+/// What to do when the backend cannot be reached (transport errors, 5xx after retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Exit with [`crate::exit::BACKEND_UNAVAILABLE`]; the prover retries the job.
+    Fail,
+    /// Run the command on the native bb, with one warning line on stderr.
+    Native,
+}
+
+/// The shim's settings: every `BB_REMOTE_*` value checked, no I/O.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub backend: Option<url::Url>,
+    pub store: Option<String>,
+    pub image: String,
+    pub fallback: Fallback,
+    pub timeout: std::time::Duration,
+    pub log_json: bool,
+}
+
+/// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
+pub const DEFAULT_IMAGE: &str = "bb";
+/// Longest wait for a delegated task when `BB_REMOTE_TIMEOUT` is unset (a root rollup
+/// proof takes tens of minutes on a big machine).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 4 * 3600;
+
+impl Settings {
+    pub fn load(env: &Env) -> Result<Self, BadValue> {
+        use crate::env_vars as v;
+        let bad = |name: &'static str, value: &str, expected: &'static str| BadValue {
+            name,
+            value: value.to_owned(),
+            expected,
+        };
+        let backend = match env.get(v::BACKEND) {
+            None => None,
+            Some(s) => Some(
+                url::Url::parse(s)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| bad(v::BACKEND, s, "an http:// or https:// TES base URL"))?,
+            ),
+        };
+        let fallback = match env.get(v::FALLBACK) {
+            None | Some("fail") => Fallback::Fail,
+            Some("native") => Fallback::Native,
+            Some(s) => return Err(bad(v::FALLBACK, s, "`fail` or `native`")),
+        };
+        let timeout = match env.get(v::TIMEOUT) {
+            None => std::time::Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            Some(s) => s
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| bad(v::TIMEOUT, s, "a positive whole number of seconds"))?,
+        };
+        let log_json = match env.get(v::LOG_FORMAT) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(s) => return Err(bad(v::LOG_FORMAT, s, "`text` or `json`")),
+        };
+        if backend.is_some() && env.get(v::STORE).is_none() {
+            return Err(BadValue {
+                name: v::STORE,
+                value: String::new(),
+                expected: "an object store URL (required when BB_REMOTE_BACKEND is set)",
+            });
+        }
+        Ok(Self {
+            backend,
+            store: env.get(v::STORE).map(str::to_owned),
+            image: env.get(v::IMAGE).unwrap_or(DEFAULT_IMAGE).to_owned(),
+            fallback,
+            timeout,
+            log_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env_vars as v;
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = Settings::load(&Env::default()).unwrap();
+        assert!(s.backend.is_none());
+        assert_eq!(s.fallback, Fallback::Fail);
+        assert_eq!(s.image, DEFAULT_IMAGE);
+    }
+
+    #[test]
+    fn empty_is_unset() {
+        let env = Env::from_pairs([(v::FALLBACK, ""), (v::BACKEND, "")]);
+        assert_eq!(Settings::load(&env).unwrap().fallback, Fallback::Fail);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            (v::FALLBACK, "maybe"),
+            (v::TIMEOUT, "10m"),
+            (v::TIMEOUT, "0"),
+            (v::LOG_FORMAT, "xml"),
+            (v::BACKEND, "ftp://x"),
+        ] {
+            let err = Settings::load(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(name) && err.to_string().contains(value));
+        }
+    }
+
+    #[test]
+    fn backend_requires_a_store() {
+        let err = Settings::load(&Env::from_pairs([(v::BACKEND, "http://127.0.0.1:1")])).unwrap_err();
+        assert_eq!(err.name, v::STORE);
+    }
+}

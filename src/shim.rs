@@ -1,4 +1,44 @@
-//! The `bb` shim's main. (placeholder)
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(1)
+//! The `bb` shim's main: environment → settings → (parse → route → run) or passthrough.
+//!
+//! While `BB_REMOTE_BACKEND` is unset the shim is pure passthrough: it checks the
+//! `BB_REMOTE_*` values (string comparisons) and hands argv to the native bb without
+//! parsing it, so passthrough costs next to nothing.
+
+use crate::config::{Env, Settings};
+use crate::{exit, native};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+pub fn main() -> ExitCode {
+    let env = Env::from_process();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    ExitCode::from(run(&env, &argv))
+}
+
+/// The shim's whole behaviour for one invocation; returns the exit code.
+pub fn run(env: &Env, argv: &[OsString]) -> u8 {
+    let settings = match Settings::load(env) {
+        Ok(s) => s,
+        Err(err) => return report(&err, exit::CONFIG),
+    };
+    if settings.backend.is_none() {
+        return passthrough(env, argv);
+    }
+    report(
+        &"delegation (BB_REMOTE_BACKEND) is not available in this build yet; unset it to run bb natively",
+        exit::CONFIG,
+    )
+}
+
+fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
+    match native::passthrough(env, argv) {
+        Ok(code) => code,
+        Err(err) => report(&err, err.exit_code()),
+    }
+}
+
+/// The shim's own error line: always stderr, prefixed so it is told apart from bb's.
+fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
+    eprintln!("bb-remote: error: {err}");
+    code
 }
