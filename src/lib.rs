@@ -11,6 +11,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod config;
+pub mod delegate;
 pub mod env_vars;
 pub mod exit;
 pub mod grammar;
