@@ -28,6 +28,18 @@ impl Env {
         self.vars.insert(name.to_owned(), value.into());
     }
 
+    /// Every set variable whose name starts with `prefix` (e.g. `AWS_`), for handing
+    /// standard cloud credentials to object_store's builders.
+    pub fn vars_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.vars
+            .iter()
+            .filter(move |(k, v)| k.starts_with(prefix) && !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every set `BB_REMOTE_*` variable, for diagnostics.
     pub fn bb_remote_vars(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars
