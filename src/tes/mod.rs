@@ -1,1 +1,8 @@
-//! (placeholder)
+//! GA4GH Task Execution Service (TES) v1.1: the wire protocol between the shim and a
+//! proving backend (the reference `bb-remote worker`, Funnel, TESK, TES on Azure).
+//!
+//! - [`types`]: the schema's JSON types, shared by client and worker.
+pub mod types;
+
+/// Base path of every TES v1 route.
+pub const BASE_PATH: &str = "/ga4gh/tes/v1";
