@@ -2,6 +2,8 @@
 //! proving backend (the reference `bb-remote worker`, Funnel, TESK, TES on Azure).
 //!
 //! - [`types`]: the schema's JSON types, shared by client and worker.
+//! - [`client`]: the HTTP client (timeouts, typed errors, bounded retries).
+pub mod client;
 pub mod types;
 
 /// Base path of every TES v1 route.
