@@ -1,3 +1,3 @@
-
-mod docs;
 mod dockerfile;
+mod docs;
+mod tes_client;
