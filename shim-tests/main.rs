@@ -1,3 +1,4 @@
 mod dockerfile;
 mod docs;
 mod tes_client;
+mod store;
