@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
@@ -85,10 +85,11 @@ impl From<Digest> for String {
 /// SHA-256 and size of a local file, streamed in bounded chunks.
 pub async fn hash_file(path: impl AsRef<Path>) -> Result<(Digest, u64), StoreError> {
     let path = path.as_ref().to_path_buf();
-    tokio::task::spawn_blocking(move || hash_file_blocking(&path))
+    let for_task = path.clone();
+    tokio::task::spawn_blocking(move || hash_file_blocking(&for_task))
         .await
         .map_err(|e| StoreError::Io {
-            path: PathBuf::new(),
+            path,
             source: std::io::Error::other(e),
         })?
 }
