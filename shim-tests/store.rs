@@ -161,6 +161,31 @@ async fn file_store_large_upload_is_complete_and_parallel_uploads_agree() {
     assert!(stored == big, "stored blob differs from the source");
 }
 
+#[tokio::test]
+async fn unreachable_s3_endpoint_is_transient() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = Env::from_pairs([
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ]);
+    let store = Store::from_url("s3://bucket/p", &env).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let err = store
+        .upload_cas(&write(work.path(), "f", b"x"))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+}
+
 /// A moto S3 server on a free loopback port with one bucket; killed on drop.
 // Interim: replace with the shared starter in `crate::support::testbed` once it lands.
 struct S3Server {

@@ -8,6 +8,7 @@
 //!
 //! Not for: deciding *what* to upload (the plan does that) or TES wire types.
 
+mod backend;
 mod cache;
 mod digest;
 mod download;
@@ -49,7 +50,6 @@ impl Store {
     /// Build the store for `url` (`s3://bucket/prefix`, `gs://`, `az://`, `file:///abs/dir`,
     /// `http(s)://`), taking credentials and endpoints from `env`.
     pub fn from_url(url: &str, env: &Env) -> Result<Self, StoreError> {
-        ensure_tls_provider();
         let bad = |reason: String| StoreError::InvalidConfig {
             what: format!("store URL {url:?}"),
             reason,
@@ -60,16 +60,18 @@ impl Store {
         }
         let trimmed = base_url.path().trim_end_matches('/').to_owned();
         base_url.set_path(&trimmed);
-        let options = CREDENTIAL_PREFIXES
+        let options: Vec<(String, String)> = CREDENTIAL_PREFIXES
             .iter()
             .flat_map(|p| env.vars_with_prefix(p))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()));
-        let (inner, prefix) = object_store::parse_url_opts(&base_url, options).map_err(|e| {
-            bad(format!(
-                "{e}\nhelp: settings come from the AWS_*, GOOGLE_* and AZURE_* variables"
-            ))
-        })?;
-        Ok(Self::new(Arc::from(inner), base_url, prefix))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (inner, prefix) = backend::build(&base_url, &options, backend::default_retry())
+            .map_err(|e| {
+                bad(format!(
+                    "{e}\nhelp: settings come from the AWS_*, GOOGLE_* and AZURE_* variables"
+                ))
+            })?;
+        Ok(Self::new(inner, base_url, prefix))
     }
 
     /// Wrap an already built object store whose objects are addressed by `base_url`.
