@@ -51,6 +51,8 @@ env_vars! {
     LOG = "BB_REMOTE_LOG";
     /// Log format: `text` or `json`.
     LOG_FORMAT = "BB_REMOTE_LOG_FORMAT";
+    /// Bearer token `bb-remote worker` requires of clients (same as its --token).
+    WORKER_TOKEN = "BB_REMOTE_WORKER_TOKEN";
 }
 
 /// Set by the shim before handing over to a native bb, so a native that turns out to

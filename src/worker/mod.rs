@@ -1,9 +1,249 @@
-//! The reference TES proving backend. (placeholder)
+//! `bb-remote worker`: the reference GA4GH TES v1.1 proving backend.
+//!
+//! It accepts TES tasks over HTTP, runs each executor as a local bb process in a
+//! per-task sandbox (inputs from the worker's object store through a local
+//! content-addressed cache, outputs uploaded back with their SHA-256 in the task log),
+//! admits tasks by cpu and memory, and keeps every task in a redb database so a
+//! restart loses nothing. It is also the test double for the shim's TES client.
+//!
+//! Layout:
+//! - [`api`]: HTTP routes and views; [`auth`]: bearer token and the loopback rule;
+//! - [`validate`]: what a task may ask for; [`sandbox`]: container paths and argv;
+//! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
+//!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
+//!   process; [`files`]: inputs and outputs;
+//! - [`db`]: durable state; [`metrics`]: `GET /metrics`.
+//!
+//! Not for: scale-out. Operators who outgrow one worker point the shim at an
+//! existing TES engine (Funnel, TESK, TES on Azure).
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod executor;
+pub mod files;
+pub mod metrics;
+pub mod process;
+pub mod sandbox;
+pub mod service;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use crate::config::Env;
+use crate::env_vars;
+use crate::store::{LocalCasCache, Store};
+use admission::{Admission, Demand};
+use service::{Config, Worker};
 
 /// `bb-remote worker`: run the reference TES proving backend.
 #[derive(Debug, clap::Args)]
-pub struct WorkerArgs {}
+pub struct WorkerArgs {
+    /// Address to listen on; port 0 picks a free port. The bound address is printed as
+    /// the first line on stderr: `listening on http://ADDR`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Object store for task inputs and outputs (s3://, gs://, az://, file:///abs/dir).
+    /// Task URLs outside it are refused. Credentials come from AWS_*/GOOGLE_*/AZURE_*.
+    #[arg(long)]
+    pub store: String,
+    /// The bb binary for every executor image not named by --image.
+    #[arg(long)]
+    pub bb: Option<PathBuf>,
+    /// Map one executor image to a bb binary: NAME=PATH (repeatable).
+    #[arg(long = "image", value_name = "NAME=PATH", value_parser = parse_image)]
+    pub images: Vec<(String, PathBuf)>,
+    /// CRS directory handed to bb as `-c` (default: <data-dir>/crs). Fill it beforehand.
+    #[arg(long)]
+    pub crs_dir: Option<PathBuf>,
+    /// Directory for the task database, the input cache and the sandboxes.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Bearer token clients must send; required unless listening on loopback.
+    #[arg(long, env = env_vars::WORKER_TOKEN, hide_env_values = true)]
+    pub token: Option<String>,
+    /// CPU cores tasks may use together (default: this machine's).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory in GiB tasks may use together (default: this machine's).
+    #[arg(long)]
+    pub memory: Option<f64>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body: usize,
+    /// Seconds between SIGTERM and SIGKILL when stopping a task.
+    #[arg(long, default_value_t = 10.0)]
+    pub kill_grace: f64,
+}
 
-pub fn run_cli(_args: WorkerArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not yet implemented")
+fn parse_image(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH, got {value:?}")),
+    }
+}
+
+/// Entry point from `bb-remote worker`.
+pub fn run_cli(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let token = args.token.clone().filter(|t| !t.is_empty());
+    auth::check_listen(&args.listen, token.as_deref()).map_err(anyhow::Error::msg)?;
+    let config = build_config(&args, &env)?;
+    let capacity = Demand {
+        cpus: args.cpus.unwrap_or_else(machine_cpus),
+        memory_gib: args.memory.unwrap_or_else(machine_memory_gib),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    // The first line on stderr, before any log line: tests and scripts read the port.
+    eprintln!("listening on http://{bound}");
+    init_logging(&env);
+
+    let db = db::Db::open(&args.data_dir.join("tasks.redb"))
+        .with_context(|| format!("opening the task database in {}", args.data_dir.display()))?;
+    let worker = Arc::new(Worker::new(config, db, Admission::new(capacity)));
+    worker.recover().await.context("recovering tasks")?;
+    tracing::info!(
+        cpus = capacity.cpus,
+        memory_gib = capacity.memory_gib,
+        "worker ready"
+    );
+    let dispatcher = tokio::spawn(worker.clone().dispatch());
+    let app = api::router(worker.clone(), token, args.max_body);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("shutting down: stopping running tasks");
+    dispatcher.abort();
+    worker.shut_down().await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
+    if args.bb.is_none() && args.images.is_empty() {
+        bail!("no bb binary configured\nhelp: pass --bb PATH and/or --image NAME=PATH");
+    }
+    for path in args.bb.iter().chain(args.images.iter().map(|(_, p)| p)) {
+        if !path.is_file() {
+            bail!(
+                "bb binary {} does not exist or is not a file",
+                path.display()
+            );
+        }
+    }
+    if !(args.kill_grace.is_finite() && args.kill_grace >= 0.0) {
+        bail!("--kill-grace must be a non-negative number of seconds");
+    }
+    let data = absolute(&args.data_dir)?;
+    let crs_dir = absolute(&args.crs_dir.clone().unwrap_or_else(|| data.join("crs")))?;
+    let sandboxes_dir = data.join("sandboxes");
+    // Sandboxes left by a previous run belong to tasks that recovery ends; start clean.
+    let _ = std::fs::remove_dir_all(&sandboxes_dir);
+    for dir in [&data, &crs_dir, &sandboxes_dir, &data.join("home")] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let store = Store::from_url(&args.store, env).context("--store")?;
+    let images: BTreeMap<String, PathBuf> = args
+        .images
+        .iter()
+        .map(|(name, path)| Ok((name.clone(), absolute(path)?)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Config {
+        images,
+        default_bb: args.bb.as_deref().map(absolute).transpose()?,
+        crs_dir,
+        home_dir: data.join("home"),
+        sandboxes_dir,
+        kill_grace: Duration::from_secs_f64(args.kill_grace),
+        store,
+        cache: LocalCasCache::new(data.join("cache")),
+    })
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+fn init_logging(env: &Env) {
+    let filter = env.get(env_vars::LOG).unwrap_or("info");
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn machine_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// Total memory from /proc/meminfo, in GiB (1 if it cannot be read).
+fn machine_memory_gib() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(1.0, |kib| kib / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_mappings_parse() {
+        assert_eq!(
+            parse_image("bb:5=/opt/bb").unwrap(),
+            ("bb:5".into(), "/opt/bb".into())
+        );
+        assert!(parse_image("nopath=").is_err());
+        assert!(parse_image("/opt/bb").is_err());
+    }
+
+    #[test]
+    fn machine_has_memory_and_cpus() {
+        assert!(machine_memory_gib() > 0.0);
+        assert!(machine_cpus() >= 1);
+    }
 }

@@ -1,0 +1,86 @@
+//! Bearer-token authentication.
+//!
+//! The rule: a worker that listens on any non-loopback address must have a token
+//! (`--token` or `BB_REMOTE_WORKER_TOKEN`), or it refuses to start; a worker on
+//! loopback only may run open, for local development and tests. When a token is set,
+//! every route needs `Authorization: Bearer <token>`.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::api::error_response;
+
+/// Why the worker will not start with this listen/token combination.
+pub fn check_listen(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {addr} without a bearer token\n\
+             help: set --token or BB_REMOTE_WORKER_TOKEN, or listen on 127.0.0.1 / [::1]"
+        ));
+    }
+    Ok(())
+}
+
+/// Axum middleware: reject requests without the right bearer token.
+pub async fn require_token(
+    State(token): State<Arc<Option<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = token.as_deref() else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => {
+            next.run(request).await
+        }
+        Some(_) => unauthorized("the bearer token is wrong"),
+        None => unauthorized("missing `Authorization: Bearer <token>` header"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, message.to_owned()).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Compare without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_worker_only_on_loopback() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_listen(&loopback, None).is_ok());
+        assert!(check_listen(&v6, None).is_ok());
+        let err = check_listen(&public, None).unwrap_err();
+        assert!(err.contains("0.0.0.0:8080") && err.contains("BB_REMOTE_WORKER_TOKEN"));
+        assert!(check_listen(&public, Some("t")).is_ok());
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,227 @@
+//! Running one admitted task from start to finish.
+//!
+//! QUEUED -> INITIALIZING (sandbox, inputs) -> RUNNING (each executor in turn) ->
+//! outputs uploaded -> COMPLETE; or EXECUTOR_ERROR (an executor exited non-zero
+//! without `ignore_error`), CANCELED, or SYSTEM_ERROR (anything on the worker's side,
+//! with a line in `system_logs` saying what). The sandbox is deleted at the end
+//! whatever the outcome. Each executor log keeps the last [`TAIL_BYTES`] of stdout
+//! and of stderr; the full streams go to the executor's `stdout`/`stderr` paths if
+//! the task names them.
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::admission::Demand;
+use super::db::now_rfc3339;
+use super::files;
+use super::process::{self, Ended, Spawn};
+use super::sandbox::Sandbox;
+use super::service::{Stop, Worker};
+use crate::tes::types::{ExecutorLog, State, Task, TaskLog};
+
+/// How much of each captured stream is kept in the task log.
+pub const TAIL_BYTES: u64 = 64 * 1024;
+
+/// Run task `id` (already admitted with `demand`) and record the outcome.
+pub async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
+    let started = Instant::now();
+    let mut stop = worker.stop_receiver(&id);
+    let sandbox = Sandbox::new(worker.config.sandboxes_dir.join(&id));
+    let outcome = run_task(&worker, &id, &sandbox, &mut stop).await;
+    let sandbox_dir = sandbox.dir.clone();
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(sandbox_dir)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let state = match outcome {
+        Ok(state) => state,
+        Err(err) => {
+            tracing::error!(task = %id, "could not record the task's end: {err}");
+            Some(State::SystemError)
+        }
+    };
+    if let Some(state) = state {
+        tracing::info!(task = %id, %state, seconds, "task ended");
+    }
+    worker.finished(&id, demand, state.map(|s| (s, seconds)));
+}
+
+/// The task's final state, or None if this run did not decide it (shut down before
+/// it started, so it stays QUEUED for the next start; or cancelled while queued).
+async fn run_task(
+    worker: &Worker,
+    id: &str,
+    sandbox: &Sandbox,
+    stop: &mut watch::Receiver<Stop>,
+) -> Result<Option<State>, super::db::DbError> {
+    let initial = *stop.borrow();
+    if initial == Stop::Shutdown {
+        return Ok(None);
+    }
+    let mut log = TaskLog {
+        start_time: Some(now_rfc3339()),
+        ..TaskLog::default()
+    };
+    let first = if initial == Stop::Cancel {
+        State::Canceled
+    } else {
+        State::Initializing
+    };
+    let Some(task) = set_state(worker, id, first, Some(&log), true).await? else {
+        return Ok(None);
+    };
+    if first == State::Canceled {
+        return Ok(Some(State::Canceled));
+    }
+    let state = match execute(worker, &task, sandbox, stop, &mut log).await {
+        Ok(state) => state,
+        Err(message) => {
+            tracing::warn!(task = %id, "system error: {message}");
+            log.system_logs.push(message);
+            State::SystemError
+        }
+    };
+    log.end_time = Some(now_rfc3339());
+    set_state(worker, id, state, Some(&log), false).await?;
+    Ok(Some(state))
+}
+
+/// Inputs, executors, outputs. An `Err` is a system error message.
+async fn execute(
+    worker: &Worker,
+    task: &Task,
+    sandbox: &Sandbox,
+    stop: &mut watch::Receiver<Stop>,
+    log: &mut TaskLog,
+) -> Result<State, String> {
+    let config = &worker.config;
+    let _ = tokio::fs::remove_dir_all(&sandbox.dir).await;
+    tokio::select! {
+        done = files::materialize(task, sandbox, &config.store, &config.cache) => done?,
+        reason = stop.wait_for(|s| *s != Stop::Keep) => {
+            return stopped(reason.map(|r| *r).unwrap_or(Stop::Shutdown));
+        }
+    }
+    let id = task.id.as_deref().unwrap_or_default();
+    set_state(worker, id, State::Running, None, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (i, executor) in task.executors.iter().enumerate() {
+        let bb = worker
+            .rules()
+            .bb_for(&executor.image)
+            .ok_or_else(|| format!("image {:?} is no longer served", executor.image))?;
+        let map = |path: &Option<String>, what: &str| {
+            path.as_deref()
+                .map(|p| sandbox.map(p, &format!("executors[{i}].{what}")))
+                .transpose()
+                .map_err(|e| e.to_string())
+        };
+        let argv = sandbox
+            .rewrite_argv(&executor.command, &bb, &config.crs_dir)
+            .map_err(|e| e.to_string())?;
+        let spec = Spawn {
+            argv: &argv,
+            workdir: map(&executor.workdir, "workdir")?.unwrap_or_else(|| sandbox.root()),
+            env: &executor.env,
+            home: &config.home_dir,
+            stdin: map(&executor.stdin, "stdin")?,
+            stdout: sandbox.capture_path(&format!("stdout.{i}")),
+            stderr: sandbox.capture_path(&format!("stderr.{i}")),
+        };
+        tokio::fs::create_dir_all(&spec.workdir)
+            .await
+            .map_err(|e| format!("creating workdir: {e}"))?;
+        tracing::debug!(task = %id, ?argv, "starting executor {i}");
+        let mut entry = ExecutorLog {
+            start_time: Some(now_rfc3339()),
+            ..ExecutorLog::default()
+        };
+        let child = process::spawn(&spec).map_err(|e| format!("starting {}: {e}", argv[0]))?;
+        let ended = process::wait(child, stop, config.kill_grace)
+            .await
+            .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
+        entry.end_time = Some(now_rfc3339());
+        entry.stdout = Some(process::tail(&spec.stdout, TAIL_BYTES));
+        entry.stderr = Some(process::tail(&spec.stderr, TAIL_BYTES));
+        for (capture, wanted) in [(&spec.stdout, "stdout"), (&spec.stderr, "stderr")] {
+            let target = if wanted == "stdout" {
+                &executor.stdout
+            } else {
+                &executor.stderr
+            };
+            if let Some(dest) = map(target, wanted)? {
+                copy_capture(capture, &dest).await?;
+            }
+        }
+        match ended {
+            Ended::Exited(code) => {
+                entry.exit_code = code;
+                log.logs.push(entry);
+                if code != 0 && !executor.ignore_error.unwrap_or(false) {
+                    return Ok(State::ExecutorError);
+                }
+            }
+            Ended::Stopped(reason) => {
+                entry.exit_code = -1;
+                log.logs.push(entry);
+                return stopped(reason);
+            }
+        }
+    }
+    files::upload_outputs(task, sandbox, &config.store, log).await?;
+    Ok(State::Complete)
+}
+
+fn stopped(reason: Stop) -> Result<State, String> {
+    match reason {
+        Stop::Shutdown => Err("the worker shut down while this task was running".into()),
+        Stop::Cancel | Stop::Keep => Ok(State::Canceled),
+    }
+}
+
+async fn copy_capture(capture: &std::path::Path, dest: &std::path::Path) -> Result<(), String> {
+    if let Some(parent) = dest.parent() {
+        let _ = tokio::fs::create_dir_all(parent).await;
+    }
+    tokio::fs::copy(capture, dest)
+        .await
+        .map(drop)
+        .map_err(|e| format!("writing {}: {e}", dest.display()))
+}
+
+/// Move the task to `state`, replacing the current attempt's log with `log` if given.
+/// With `only_from_queued`, leaves a task that is no longer QUEUED untouched and
+/// returns None. Returns the task as stored.
+async fn set_state(
+    worker: &Worker,
+    id: &str,
+    state: State,
+    log: Option<&TaskLog>,
+    only_from_queued: bool,
+) -> Result<Option<Task>, super::db::DbError> {
+    let id = id.to_owned();
+    let log = log.cloned();
+    worker
+        .with_db(move |db| {
+            let mut applied = false;
+            let task = db.update(&id, |task| {
+                if only_from_queued && task.state != Some(State::Queued) {
+                    return false;
+                }
+                task.state = Some(state);
+                if let Some(log) = log {
+                    if only_from_queued {
+                        task.logs.push(log);
+                    } else if let Some(last) = task.logs.last_mut() {
+                        *last = log;
+                    } else {
+                        task.logs.push(log);
+                    }
+                }
+                applied = true;
+                true
+            })?;
+            Ok(task.filter(|_| applied))
+        })
+        .await
+}

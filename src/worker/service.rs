@@ -1,0 +1,221 @@
+//! The worker's shared state and task lifecycle: create, cancel, dispatch, recover
+//! after a restart, and shut down.
+//!
+//! Every queued or running task has a stop switch (a `watch` channel) from the moment
+//! it is created until it ends, so a cancel can never slip between "taken off the
+//! queue" and "process started".
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::admission::{Admission, Demand};
+use super::db::{now_rfc3339, Db, DbError};
+use super::executor;
+use super::metrics::Metrics;
+use super::validate::Rules;
+use crate::store::{LocalCasCache, Store};
+use crate::tes::types::{State, Task, TaskLog};
+
+/// Why a task is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Keep,
+    /// A client cancelled it: ends CANCELED.
+    Cancel,
+    /// The worker is shutting down: ends SYSTEM_ERROR, saying so.
+    Shutdown,
+}
+
+/// Fixed settings, from the command line.
+#[derive(Debug)]
+pub struct Config {
+    /// Image name -> bb binary.
+    pub images: BTreeMap<String, PathBuf>,
+    /// The bb for every other image (`--bb`).
+    pub default_bb: Option<PathBuf>,
+    pub crs_dir: PathBuf,
+    /// HOME for every child, so bb's defaults (e.g. `~/.bb-crs`) are worker-owned.
+    pub home_dir: PathBuf,
+    pub sandboxes_dir: PathBuf,
+    /// Between SIGTERM and SIGKILL when stopping a task.
+    pub kill_grace: Duration,
+    pub store: Store,
+    pub cache: LocalCasCache,
+}
+
+/// Why a create request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Everything the HTTP handlers and executors share.
+pub struct Worker {
+    pub config: Config,
+    pub db: Db,
+    pub admission: Admission,
+    pub metrics: Metrics,
+    stops: Mutex<HashMap<String, watch::Sender<Stop>>>,
+}
+
+impl Worker {
+    pub fn new(config: Config, db: Db, admission: Admission) -> Self {
+        Self {
+            config,
+            db,
+            admission,
+            metrics: Metrics::default(),
+            stops: Mutex::default(),
+        }
+    }
+
+    /// Run a database call on a blocking thread (commits fsync).
+    pub async fn with_db<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || call(&db))
+            .await
+            .expect("database calls do not panic")
+    }
+
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            images: &self.config.images,
+            default_bb: self.config.default_bb.as_ref(),
+            store: &self.config.store,
+            admission: &self.admission,
+        }
+    }
+
+    /// Validate, store and queue a task; returns its id.
+    pub async fn create(&self, mut task: Task) -> Result<String, CreateError> {
+        let demand = self.rules().check(&task).map_err(CreateError::Invalid)?;
+        task.logs.clear();
+        let stored = self.with_db(move |db| db.create(task)).await?;
+        let id = stored.id.unwrap_or_default();
+        self.queue(id.clone(), demand);
+        self.metrics.task_created();
+        tracing::info!(task = %id, "task queued");
+        Ok(id)
+    }
+
+    fn queue(&self, id: String, demand: Demand) {
+        self.lock_stops()
+            .insert(id.clone(), watch::channel(Stop::Keep).0);
+        self.admission.enqueue(id, demand);
+    }
+
+    /// Cancel a task. Returns false if there is no such task. Cancelling a finished
+    /// task changes nothing.
+    pub async fn cancel(&self, id: &str) -> Result<bool, DbError> {
+        if let Some(stop) = self.lock_stops().get(id) {
+            stop.send_replace(Stop::Cancel);
+        }
+        if self.admission.remove_queued(id) {
+            self.lock_stops().remove(id);
+            let id = id.to_owned();
+            self.with_db(move |db| {
+                db.update(&id, |task| {
+                    task.state = Some(State::Canceled);
+                    true
+                })
+            })
+            .await?;
+            self.metrics.task_finished(State::Canceled, 0.0);
+            return Ok(true);
+        }
+        let id = id.to_owned();
+        Ok(self.with_db(move |db| db.get(&id)).await?.is_some())
+    }
+
+    /// The stop switch of a task about to run.
+    pub fn stop_receiver(&self, id: &str) -> watch::Receiver<Stop> {
+        let mut stops = self.lock_stops();
+        stops
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(Stop::Keep).0)
+            .subscribe()
+    }
+
+    /// Called by the executor when a task has ended, whatever the outcome.
+    /// `ended` is the final state and run time, if this run decided it.
+    pub fn finished(&self, id: &str, demand: Demand, ended: Option<(State, f64)>) {
+        self.lock_stops().remove(id);
+        self.admission.release(demand);
+        if let Some((state, seconds)) = ended {
+            self.metrics.task_finished(state, seconds);
+        }
+    }
+
+    /// After a restart: queued tasks go back in the queue; a task that was running
+    /// when the worker died cannot be resumed and ends SYSTEM_ERROR.
+    pub async fn recover(&self) -> Result<(), DbError> {
+        let tasks = self.with_db(|db| db.all()).await?;
+        for task in tasks {
+            let id = task.id.clone().unwrap_or_default();
+            match task.state {
+                Some(State::Queued) => match self.rules().check(&task) {
+                    Ok(demand) => self.queue(id, demand),
+                    Err(why) => self.fail_on_recovery(id, why).await?,
+                },
+                Some(State::Initializing | State::Running | State::Canceling) => {
+                    let why = "the worker stopped while this task was running \
+                               (crash or kill); it was not finished";
+                    self.fail_on_recovery(id, why.into()).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_on_recovery(&self, id: String, why: String) -> Result<(), DbError> {
+        tracing::warn!(task = %id, "{why}");
+        self.with_db(move |db| {
+            db.update(&id, |task| {
+                task.state = Some(State::SystemError);
+                if task.logs.is_empty() {
+                    task.logs.push(TaskLog::default());
+                }
+                let log = task.logs.last_mut().expect("just ensured");
+                log.system_logs.push(why);
+                log.end_time = Some(now_rfc3339());
+                true
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Admit tasks as resources allow, each on its own tokio task. Runs until aborted.
+    pub async fn dispatch(self: Arc<Self>) {
+        loop {
+            let (id, demand) = self.admission.next().await;
+            let worker = self.clone();
+            tokio::spawn(async move { executor::run(worker, id, demand).await });
+        }
+    }
+
+    /// Stop every running task (they end SYSTEM_ERROR) and wait for them to record it.
+    pub async fn shut_down(&self) {
+        for stop in self.lock_stops().values() {
+            stop.send_replace(Stop::Shutdown);
+        }
+        let deadline = tokio::time::Instant::now() + self.config.kill_grace * 2;
+        while self.admission.counts().1 > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn lock_stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Stop>>> {
+        self.stops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

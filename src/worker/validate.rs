@@ -1,0 +1,212 @@
+//! Checks a submitted task before anything is stored, so a bad task is a 400 that
+//! names the field, and nothing is half-created.
+//!
+//! What this worker accepts beyond the TES schema's own rules:
+//! - every executor's `image` is one the worker maps to a bb binary;
+//! - every container path (input/output paths, `workdir`, `stdin`/`stdout`/`stderr`,
+//!   `volumes`, absolute paths in `command`) stays inside the sandbox;
+//! - FILE inputs give inline `content` or a content-addressed URL of the worker's
+//!   own store (`<store>/cas/sha256/<hex>`); DIRECTORY inputs are not supported;
+//! - outputs go to URLs inside the worker's store, without wildcards;
+//! - the task's resources fit the whole machine.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::admission::{Admission, Demand};
+use super::sandbox::{check_argv, container_relative};
+use crate::store::Store;
+use crate::tes::types::{FileType, Task};
+
+/// What validation needs to know about this worker.
+pub struct Rules<'a> {
+    pub images: &'a BTreeMap<String, PathBuf>,
+    pub default_bb: Option<&'a PathBuf>,
+    pub store: &'a Store,
+    pub admission: &'a Admission,
+}
+
+impl Rules<'_> {
+    /// The bb binary for an image, if this worker serves it.
+    pub fn bb_for(&self, image: &str) -> Option<PathBuf> {
+        self.images.get(image).or(self.default_bb).cloned()
+    }
+
+    /// Check `task`; on success, the resources it will reserve.
+    pub fn check(&self, task: &Task) -> Result<Demand, String> {
+        if task.executors.is_empty() {
+            return Err("task has no executors (`executors` must list at least one)".into());
+        }
+        for (i, executor) in task.executors.iter().enumerate() {
+            let what = format!("executors[{i}]");
+            if self.bb_for(&executor.image).is_none() {
+                return Err(format!(
+                    "{what}.image {:?} is not served by this worker (known images: {})",
+                    executor.image,
+                    self.images.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if executor.command.is_empty() {
+                return Err(format!("{what}.command is empty"));
+            }
+            check_argv(&executor.command, &format!("{what}.command")).map_err(|e| e.to_string())?;
+            let paths = [
+                ("workdir", &executor.workdir),
+                ("stdin", &executor.stdin),
+                ("stdout", &executor.stdout),
+                ("stderr", &executor.stderr),
+            ];
+            for (field, path) in paths {
+                if let Some(path) = path {
+                    container_relative(path, &format!("{what}.{field}"))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        for (i, input) in task.inputs.iter().enumerate() {
+            let what = format!("inputs[{i}]");
+            container_relative(&input.path, &format!("{what}.path")).map_err(|e| e.to_string())?;
+            if input.file_type == FileType::Directory {
+                return Err(format!(
+                    "{what}: DIRECTORY inputs are not supported by this worker"
+                ));
+            }
+            match (&input.content, &input.url) {
+                (Some(_), _) => {}
+                (None, Some(url)) => self.check_input_url(url, &what)?,
+                (None, None) => return Err(format!("{what} has neither `url` nor `content`")),
+            }
+        }
+        for (i, output) in task.outputs.iter().enumerate() {
+            let what = format!("outputs[{i}]");
+            container_relative(&output.path, &format!("{what}.path")).map_err(|e| e.to_string())?;
+            if output.path.contains(['*', '?', '[']) || output.path_prefix.is_some() {
+                return Err(format!("{what}.path: wildcard outputs are not supported"));
+            }
+            self.store
+                .key_for_url(&output.url)
+                .map_err(|e| format!("{what}.url: {e}"))?;
+        }
+        for (i, volume) in task.volumes.iter().enumerate() {
+            container_relative(volume, &format!("volumes[{i}]")).map_err(|e| e.to_string())?;
+        }
+        let demand = Demand::of(task.resources.as_ref())?;
+        self.admission.check_fits_machine(demand)?;
+        Ok(demand)
+    }
+
+    fn check_input_url(&self, url: &str, what: &str) -> Result<(), String> {
+        let key = self
+            .store
+            .key_for_url(url)
+            .map_err(|e| format!("{what}.url: {e}"))?;
+        if self.store.digest_for_key(&key).is_none() {
+            return Err(format!(
+                "{what}.url {url:?} is not a content-addressed blob of the store \
+                 ({}/cas/sha256/<hex>)",
+                self.store.base_url()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+    use crate::tes::types::{Executor, Input, Output, Resources};
+
+    fn task() -> Task {
+        Task {
+            executors: vec![Executor {
+                image: "bb".into(),
+                command: vec!["bb".into(), "prove".into(), "-o".into(), "/out".into()],
+                ..Executor::default()
+            }],
+            ..Task::default()
+        }
+    }
+
+    fn check(task: &Task) -> Result<Demand, String> {
+        let images = BTreeMap::from([("bb".to_string(), PathBuf::from("/bin/bb"))]);
+        let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
+        let admission = Admission::new(Demand {
+            cpus: 2,
+            memory_gib: 4.0,
+        });
+        let rules = Rules {
+            images: &images,
+            default_bb: None,
+            store: &store,
+            admission: &admission,
+        };
+        rules.check(task)
+    }
+
+    fn expect_err(task: &Task, needle: &str) {
+        let err = check(task).unwrap_err();
+        assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+    }
+
+    #[test]
+    fn good_task_passes() {
+        let mut t = task();
+        let hex = "ab".repeat(32);
+        t.inputs.push(Input {
+            url: Some(format!("file:///srv/store/cas/sha256/{hex}")),
+            path: "/in/p.json".into(),
+            ..Input::default()
+        });
+        t.outputs.push(Output {
+            url: "file:///srv/store/runs/1/out".into(),
+            path: "/out".into(),
+            ..Output::default()
+        });
+        assert_eq!(check(&t).unwrap().cpus, 1);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        expect_err(&Task::default(), "no executors");
+        let mut t = task();
+        t.executors[0].image = "other".into();
+        expect_err(&t, "executors[0].image \"other\"");
+        let mut t = task();
+        t.executors[0].command.push("/../etc/passwd".into());
+        expect_err(&t, "executors[0].command[4]");
+        let mut t = task();
+        t.inputs.push(Input {
+            url: Some("file:///etc/passwd".into()),
+            path: "/in/x".into(),
+            ..Input::default()
+        });
+        expect_err(&t, "inputs[0].url");
+        let mut t = task();
+        t.inputs.push(Input {
+            url: Some("file:///srv/store/runs/x".into()),
+            path: "/in/x".into(),
+            ..Input::default()
+        });
+        expect_err(&t, "not a content-addressed blob");
+        let mut t = task();
+        t.outputs.push(Output {
+            url: "s3://elsewhere/x".into(),
+            path: "/out".into(),
+            ..Output::default()
+        });
+        expect_err(&t, "outputs[0].url");
+        let mut t = task();
+        t.outputs.push(Output {
+            url: "file:///srv/store/x".into(),
+            path: "/a/../../x".into(),
+            ..Output::default()
+        });
+        expect_err(&t, "outputs[0].path");
+        let mut t = task();
+        t.resources = Some(Resources {
+            ram_gb: Some(64.0),
+            ..Resources::default()
+        });
+        expect_err(&t, "64 GiB");
+    }
+}
