@@ -22,6 +22,7 @@ use object_store::ObjectStore;
 use url::Url;
 
 use crate::config::Env;
+use crate::env_vars;
 
 pub use cache::LocalCasCache;
 pub use digest::{hash_file, BadDigest, Digest};
@@ -50,8 +51,21 @@ impl Store {
     /// Build the store for `url` (`s3://bucket/prefix`, `gs://`, `az://`, `file:///abs/dir`,
     /// `http(s)://`), taking credentials and endpoints from `env`.
     pub fn from_url(url: &str, env: &Env) -> Result<Self, StoreError> {
+        Self::build(url, format!("store URL {url:?}"), env)
+    }
+
+    /// The store named by `BB_REMOTE_STORE`, or `None` when it is unset. Errors name
+    /// the variable.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, StoreError> {
+        let Some(url) = env.get(env_vars::STORE) else {
+            return Ok(None);
+        };
+        Self::build(url, format!("{}={url}", env_vars::STORE), env).map(Some)
+    }
+
+    fn build(url: &str, what: String, env: &Env) -> Result<Self, StoreError> {
         let bad = |reason: String| StoreError::InvalidConfig {
-            what: format!("store URL {url:?}"),
+            what: what.clone(),
             reason,
         };
         let mut base_url = Url::parse(url).map_err(|e| bad(e.to_string()))?;
@@ -272,6 +286,20 @@ mod tests {
             .key_for_url("s3://bucket/some/prefix/cas/sha256/abc")
             .unwrap();
         assert_eq!(store.digest_for_key(&key), None);
+    }
+
+    #[test]
+    fn from_env_names_the_variable() {
+        assert!(Store::from_env(&Env::default()).unwrap().is_none());
+        let env = Env::from_pairs([("BB_REMOTE_STORE", "s3//oops")]);
+        let err = Store::from_env(&env).unwrap_err();
+        assert!(
+            err.to_string().contains("BB_REMOTE_STORE=s3//oops"),
+            "{err}"
+        );
+        let env = Env::from_pairs([("BB_REMOTE_STORE", "file:///srv/bb")]);
+        let store = Store::from_env(&env).unwrap().unwrap();
+        assert_eq!(store.base_url().as_str(), "file:///srv/bb");
     }
 
     #[test]
