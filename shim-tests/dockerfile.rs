@@ -21,16 +21,36 @@ fn instructions(keyword: &str) -> Vec<String> {
 
 #[test]
 fn every_binary_copied_from_the_build_stage_is_built_there() {
-    let run = instructions("RUN").into_iter().find(|r| r.contains("cargo build")).expect("a cargo build step");
+    let run = instructions("RUN")
+        .into_iter()
+        .find(|r| r.contains("cargo build"))
+        .expect("a cargo build step");
     let manifest = include_str!("../Cargo.toml");
-    let copies: Vec<String> = instructions("COPY").into_iter().filter(|c| c.contains("--from=build")).collect();
-    assert!(copies.len() >= 3, "expected the shim and the tool in prover and worker: {copies:?}");
+    let copies: Vec<String> = instructions("COPY")
+        .into_iter()
+        .filter(|c| c.contains("--from=build"))
+        .collect();
+    assert!(
+        copies.len() >= 3,
+        "expected the shim and the tool in prover and worker: {copies:?}"
+    );
     for copy in copies {
         let src = copy.split_whitespace().nth(2).unwrap();
-        let bin = src.strip_prefix("/out/").unwrap_or_else(|| panic!("copies from /out only: {copy}"));
-        assert!(run.contains(&format!("--bin {bin}")), "{bin} is copied but not built: {run}");
-        assert!(run.contains(&format!("target/release/{bin} /out/{bin}")), "{bin} not installed to /out");
-        assert!(manifest.contains(&format!("name = \"{bin}\"")), "{bin} is not a [[bin]] of Cargo.toml");
+        let bin = src
+            .strip_prefix("/out/")
+            .unwrap_or_else(|| panic!("copies from /out only: {copy}"));
+        assert!(
+            run.contains(&format!("--bin {bin}")),
+            "{bin} is copied but not built: {run}"
+        );
+        assert!(
+            run.contains(&format!("target/release/{bin} /out/{bin}")),
+            "{bin} not installed to /out"
+        );
+        assert!(
+            manifest.contains(&format!("name = \"{bin}\"")),
+            "{bin} is not a [[bin]] of Cargo.toml"
+        );
     }
 }
 
@@ -46,16 +66,19 @@ fn the_shim_lands_where_the_client_calls_bb_and_the_native_moves_aside() {
 #[test]
 fn the_worker_entrypoint_uses_flags_the_worker_accepts() {
     let entry = instructions("ENTRYPOINT").pop().expect("worker ENTRYPOINT");
-    let help = Command::new(env!("CARGO_BIN_EXE_bb-remote")).args(["worker", "--help"]).output().unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_bb-remote"))
+        .args(["worker", "--help"])
+        .output()
+        .unwrap();
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    let flags: Vec<&str> = entry
-        .split('"')
-        .filter(|t| t.starts_with("--"))
-        .collect();
+    let flags: Vec<&str> = entry.split('"').filter(|t| t.starts_with("--")).collect();
     assert!(!flags.is_empty(), "{entry}");
     for flag in flags {
         assert!(help.contains(flag), "worker --help does not list {flag}");
     }
-    assert!(entry.contains(CLIENT_BB_PATH), "the worker runs the image's own bb");
+    assert!(
+        entry.contains(CLIENT_BB_PATH),
+        "the worker runs the image's own bb"
+    );
 }

@@ -12,16 +12,29 @@ pub struct Env {
 impl Env {
     /// Read the real process environment (non-UTF-8 values are skipped).
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+        Self::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// The value of `name`, or `None` when unset or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
@@ -178,7 +191,8 @@ mod tests {
 
     #[test]
     fn backend_requires_a_store() {
-        let err = Settings::load(&Env::from_pairs([(v::BACKEND, "http://127.0.0.1:1")])).unwrap_err();
+        let err =
+            Settings::load(&Env::from_pairs([(v::BACKEND, "http://127.0.0.1:1")])).unwrap_err();
         assert_eq!(err.name, v::STORE);
     }
 }

@@ -21,13 +21,40 @@ pub const SIGTERM: u8 = 143;
 
 /// Every code with its meaning, for the README table and `bb-remote doctor`.
 pub const ALL: &[(u8, &str)] = &[
-    (CONFIG, "configuration error: a BB_REMOTE_* variable is invalid"),
-    (NATIVE_MISSING, "native bb not found, not loadable, or the symbol is missing"),
-    (BACKEND_UNAVAILABLE, "backend unreachable or failing after retries (and fallback is off)"),
-    (BACKEND_REJECTED, "backend rejected the task (4xx) or returned bad outputs"),
-    (IO, "local I/O error while reading inputs or writing outputs"),
-    (REPLAY_MISS, "replay: no recorded fixture matches this invocation"),
-    (FIXTURE_INVALID, "replay: fixture corrupt or of an unknown format version"),
-    (SIGINT, "interrupted by SIGINT while waiting (remote task cancelled)"),
-    (SIGTERM, "terminated by SIGTERM while waiting (remote task cancelled)"),
+    (
+        CONFIG,
+        "configuration error: a BB_REMOTE_* variable is invalid",
+    ),
+    (
+        NATIVE_MISSING,
+        "native bb not found, not loadable, or the symbol is missing",
+    ),
+    (
+        BACKEND_UNAVAILABLE,
+        "backend unreachable or failing after retries (and fallback is off)",
+    ),
+    (
+        BACKEND_REJECTED,
+        "backend rejected the task (4xx) or returned bad outputs",
+    ),
+    (
+        IO,
+        "local I/O error while reading inputs or writing outputs",
+    ),
+    (
+        REPLAY_MISS,
+        "replay: no recorded fixture matches this invocation",
+    ),
+    (
+        FIXTURE_INVALID,
+        "replay: fixture corrupt or of an unknown format version",
+    ),
+    (
+        SIGINT,
+        "interrupted by SIGINT while waiting (remote task cancelled)",
+    ),
+    (
+        SIGTERM,
+        "terminated by SIGTERM while waiting (remote task cancelled)",
+    ),
 ];

@@ -3,7 +3,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "bb-remote", version, about = "Operator tool for the bb-remote proving shim")]
+#[command(
+    name = "bb-remote",
+    version,
+    about = "Operator tool for the bb-remote proving shim"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

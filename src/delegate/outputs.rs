@@ -12,7 +12,12 @@ pub struct UnsafeName {
 /// A relative output name that stays inside the output directory: plain components
 /// only (no `..`, no `.`, no root, no empty name, no NUL).
 pub fn validate(name: &str) -> Result<PathBuf, UnsafeName> {
-    let fail = |why| Err(UnsafeName { name: name.to_owned(), why });
+    let fail = |why| {
+        Err(UnsafeName {
+            name: name.to_owned(),
+            why,
+        })
+    };
     if name.is_empty() {
         return fail("empty name");
     }

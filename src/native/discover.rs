@@ -19,7 +19,11 @@ pub enum NativeTarget {
     /// Exec this executable; the process is replaced.
     Bin { path: PathBuf, found_via: String },
     /// dlopen this library and call `symbol(argc, argv)`.
-    Lib { path: PathBuf, symbol: String, found_via: String },
+    Lib {
+        path: PathBuf,
+        symbol: String,
+        found_via: String,
+    },
 }
 
 impl NativeTarget {
@@ -33,7 +37,11 @@ impl NativeTarget {
 /// Resolve the native target. `shim_exe` is this process's executable (for discovery
 /// beside it and for the guard against exec'ing ourselves); `None` disables both.
 pub fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget, NativeError> {
-    let symbol = || env.get(env_vars::NATIVE_SYMBOL).unwrap_or(DEFAULT_SYMBOL).to_owned();
+    let symbol = || {
+        env.get(env_vars::NATIVE_SYMBOL)
+            .unwrap_or(DEFAULT_SYMBOL)
+            .to_owned()
+    };
     match (env.get(env_vars::NATIVE_BIN), env.get(env_vars::NATIVE_LIB)) {
         (Some(_), Some(_)) => Err(NativeError::Conflict),
         (None, Some(lib)) => Ok(NativeTarget::Lib {
@@ -44,17 +52,27 @@ pub fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget, Native
         (Some(bin), None) => {
             let path = PathBuf::from(bin);
             check_not_shim(&path, shim_exe, env_vars::NATIVE_BIN)?;
-            Ok(NativeTarget::Bin { path, found_via: env_vars::NATIVE_BIN.to_owned() })
+            Ok(NativeTarget::Bin {
+                path,
+                found_via: env_vars::NATIVE_BIN.to_owned(),
+            })
         }
         (None, None) => {
             let dir = shim_exe.and_then(Path::parent);
             let beside = |name: &str| dir.map(|d| d.join(name)).filter(|p| p.exists());
             if let Some(path) = beside(LIB_BESIDE_SHIM) {
-                return Ok(NativeTarget::Lib { path, symbol: symbol(), found_via: "beside the shim".into() });
+                return Ok(NativeTarget::Lib {
+                    path,
+                    symbol: symbol(),
+                    found_via: "beside the shim".into(),
+                });
             }
             if let Some(path) = beside(BIN_BESIDE_SHIM) {
                 check_not_shim(&path, shim_exe, "the file beside the shim")?;
-                return Ok(NativeTarget::Bin { path, found_via: "beside the shim".into() });
+                return Ok(NativeTarget::Bin {
+                    path,
+                    found_via: "beside the shim".into(),
+                });
             }
             let looked = [LIB_BESIDE_SHIM, BIN_BESIDE_SHIM]
                 .iter()
@@ -74,7 +92,10 @@ fn check_not_shim(path: &Path, shim_exe: Option<&Path>, source: &str) -> Result<
     })?;
     if let Some(shim) = shim_exe.and_then(|s| std::fs::metadata(s).ok()) {
         if meta.dev() == shim.dev() && meta.ino() == shim.ino() {
-            return Err(NativeError::IsShim { path: path.to_owned(), source_of: source.to_owned() });
+            return Err(NativeError::IsShim {
+                path: path.to_owned(),
+                source_of: source.to_owned(),
+            });
         }
     }
     Ok(())
@@ -90,17 +111,27 @@ mod tests {
 
     #[test]
     fn both_variables_is_a_conflict() {
-        let e = env(&[(env_vars::NATIVE_BIN, "/bin/true"), (env_vars::NATIVE_LIB, "/x.so")]);
+        let e = env(&[
+            (env_vars::NATIVE_BIN, "/bin/true"),
+            (env_vars::NATIVE_LIB, "/x.so"),
+        ]);
         assert!(matches!(locate(&e, None), Err(NativeError::Conflict)));
     }
 
     #[test]
     fn lib_variable_uses_default_or_overridden_symbol() {
         let e = env(&[(env_vars::NATIVE_LIB, "/x.so")]);
-        let NativeTarget::Lib { symbol, .. } = locate(&e, None).unwrap() else { panic!() };
+        let NativeTarget::Lib { symbol, .. } = locate(&e, None).unwrap() else {
+            panic!()
+        };
         assert_eq!(symbol, DEFAULT_SYMBOL);
-        let e = env(&[(env_vars::NATIVE_LIB, "/x.so"), (env_vars::NATIVE_SYMBOL, "my_main")]);
-        let NativeTarget::Lib { symbol, .. } = locate(&e, None).unwrap() else { panic!() };
+        let e = env(&[
+            (env_vars::NATIVE_LIB, "/x.so"),
+            (env_vars::NATIVE_SYMBOL, "my_main"),
+        ]);
+        let NativeTarget::Lib { symbol, .. } = locate(&e, None).unwrap() else {
+            panic!()
+        };
         assert_eq!(symbol, "my_main");
     }
 
@@ -111,11 +142,20 @@ mod tests {
         std::fs::write(&shim, b"shim").unwrap();
         let e = env(&[(env_vars::NATIVE_BIN, "")]);
         let err = locate(&e, Some(&shim)).unwrap_err().to_string();
-        assert!(err.contains(env_vars::NATIVE_BIN) && err.contains(env_vars::NATIVE_LIB), "{err}");
+        assert!(
+            err.contains(env_vars::NATIVE_BIN) && err.contains(env_vars::NATIVE_LIB),
+            "{err}"
+        );
         std::fs::write(dir.path().join(BIN_BESIDE_SHIM), b"native").unwrap();
-        assert!(matches!(locate(&e, Some(&shim)).unwrap(), NativeTarget::Bin { .. }));
+        assert!(matches!(
+            locate(&e, Some(&shim)).unwrap(),
+            NativeTarget::Bin { .. }
+        ));
         std::fs::write(dir.path().join(LIB_BESIDE_SHIM), b"lib").unwrap();
-        assert!(matches!(locate(&e, Some(&shim)).unwrap(), NativeTarget::Lib { .. }));
+        assert!(matches!(
+            locate(&e, Some(&shim)).unwrap(),
+            NativeTarget::Lib { .. }
+        ));
     }
 
     #[test]
@@ -126,13 +166,19 @@ mod tests {
         let link = dir.path().join("other-name");
         std::fs::hard_link(&shim, &link).unwrap();
         let e = env(&[(env_vars::NATIVE_BIN, link.to_str().unwrap())]);
-        assert!(matches!(locate(&e, Some(&shim)), Err(NativeError::IsShim { .. })));
+        assert!(matches!(
+            locate(&e, Some(&shim)),
+            Err(NativeError::IsShim { .. })
+        ));
     }
 
     #[test]
     fn missing_binary_names_the_variable() {
         let e = env(&[(env_vars::NATIVE_BIN, "/definitely/not/here/bb")]);
         let err = locate(&e, None).unwrap_err().to_string();
-        assert!(err.starts_with(env_vars::NATIVE_BIN) && err.contains("/definitely/not/here/bb"), "{err}");
+        assert!(
+            err.starts_with(env_vars::NATIVE_BIN) && err.contains("/definitely/not/here/bb"),
+            "{err}"
+        );
     }
 }

@@ -21,8 +21,10 @@ impl BbLibrary {
     pub fn load(path: &Path, symbol: &str) -> Result<Self, NativeError> {
         // SAFETY: loading a library runs its initialisers. The operator chose this file
         // as their native bb; running its code is the purpose of passthrough.
-        let lib = unsafe { libloading::Library::new(path) }
-            .map_err(|e| NativeError::Load { path: path.to_owned(), reason: e.to_string() })?;
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| NativeError::Load {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         // SAFETY: the symbol's type is bb_main's documented C signature; a library that
         // exports the name with another signature is outside what we can check.
         let entry = unsafe { lib.get::<BbMain>(symbol.as_bytes()) }
@@ -34,7 +36,10 @@ impl BbLibrary {
             })?;
         // Keep the code mapped for the rest of the process (see module docs).
         std::mem::forget(lib);
-        Ok(Self { entry, symbol: symbol.to_owned() })
+        Ok(Self {
+            entry,
+            symbol: symbol.to_owned(),
+        })
     }
 
     /// Call the entry point with `argv` exactly as given (argv[0] included).
@@ -43,8 +48,10 @@ impl BbLibrary {
             .iter()
             .enumerate()
             .map(|(index, a)| {
-                CString::new(a.as_bytes())
-                    .map_err(|_| NativeError::NulInArgument { index, symbol: self.symbol.clone() })
+                CString::new(a.as_bytes()).map_err(|_| NativeError::NulInArgument {
+                    index,
+                    symbol: self.symbol.clone(),
+                })
             })
             .collect::<Result<_, _>>()?;
         // C's argv: mutable pointers, terminated by NULL, as main() receives them.

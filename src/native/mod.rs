@@ -27,7 +27,11 @@ pub enum NativeError {
     )]
     NotFound { looked: Vec<String> },
     #[error("{var}={path}: {reason}", path = .path.display())]
-    Unusable { var: &'static str, path: PathBuf, reason: String },
+    Unusable {
+        var: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error(
         "{path} is this shim itself (found via {source_of}); point it at the real bb, e.g. bb.native",
         path = .path.display()
@@ -38,12 +42,20 @@ pub enum NativeError {
         guard = env_vars::RECURSION_GUARD
     )]
     Recursion { hint: String },
-    #[error("both {} and {} are set; set only one", env_vars::NATIVE_BIN, env_vars::NATIVE_LIB)]
+    #[error(
+        "both {} and {} are set; set only one",
+        env_vars::NATIVE_BIN,
+        env_vars::NATIVE_LIB
+    )]
     Conflict,
     #[error("{path}: cannot load library: {reason}", path = .path.display())]
     Load { path: PathBuf, reason: String },
     #[error("{path}: symbol `{symbol}` not found: {reason}", path = .path.display())]
-    MissingSymbol { path: PathBuf, symbol: String, reason: String },
+    MissingSymbol {
+        path: PathBuf,
+        symbol: String,
+        reason: String,
+    },
     #[error("{path}: cannot exec: {reason}", path = .path.display())]
     Exec { path: PathBuf, reason: String },
     #[error("argument {index} contains a NUL byte and cannot be passed to {symbol}")]
@@ -86,7 +98,10 @@ fn exec(path: &std::path::Path, argv: &[OsString]) -> NativeError {
     // Marks the child so that a native that is secretly another shim stops instead of looping.
     cmd.env(env_vars::RECURSION_GUARD, "1");
     let err = cmd.exec();
-    NativeError::Exec { path: path.to_owned(), reason: err.to_string() }
+    NativeError::Exec {
+        path: path.to_owned(),
+        reason: err.to_string(),
+    }
 }
 
 /// Locate the native bb from the environment and run it; the shim's passthrough path.
