@@ -1,0 +1,160 @@
+//! Which grammar an argv is written in, and the one `parse` entry point.
+//!
+//! Precedence: `BB_REMOTE_GRAMMAR` (`legacy` | `modern`) > the caller's hint >
+//! detection from argv. Detection:
+//!
+//! 1. The command is the first token that is not an option (skipping the value of a
+//!    leading `-c`/`--crs_path`). If argv starts with an option, the argv is modern:
+//!    legacy bb would take that option as its (unknown) command, and modern bb accepts
+//!    `-v prove ...`. The one exception is a legacy-only command after it, where legacy
+//!    bb's `Unknown command` is the faithful answer.
+//! 2. A command only legacy bb has (`*_output_all`, `prove_ultra_honk`, ...) is legacy;
+//!    one only modern bb has (`check`, `write_solidity_verifier`, ...) is modern.
+//! 3. A name both have (`prove`, `verify`, `write_vk`, `gates`, `avm_prove`,
+//!    `avm_verify`, `avm2_*`) is legacy if a legacy marker is present: an empty-string
+//!    argument (the 0.63-0.67 client sends `''`; CLI11 rejects it), `--recursive`,
+//!    `--input_type`, `--output_type`, `--avm-bytecode`, `--avm-calldata`,
+//!    `--avm-hints` or `--avm-dump-trace`. Otherwise modern: the Aztec prover never
+//!    asks legacy bb for a plain `prove` (UltraPlonk).
+//! 4. `prove_tube` is in both (0.47-0.76 and 0.77-2.x): modern if `-k` or `--vk_path`
+//!    is given (the modern client always passes it, legacy never), else legacy.
+//! 5. No command at all: modern (`bb`, `bb --version`, `bb -h` go native either way).
+
+use super::invocation::{GrammarSource, Invocation, Parsed};
+use super::table::Generation;
+use super::{legacy, legacy_table, modern, modern_table};
+use crate::config::{BadValue, Env};
+use crate::env_vars;
+use std::ffi::OsString;
+
+/// What the caller already knows about the bb it fronts (e.g. from its version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrammarHint {
+    /// Tell the grammars apart from argv.
+    #[default]
+    Auto,
+    Force(Generation),
+}
+
+const LEGACY_MARKERS: &[&str] =
+    &["", "--recursive", "--input_type", "--output_type", "--avm-bytecode", "--avm-calldata", "--avm-hints", "--avm-dump-trace"];
+
+/// Parse bb's argv (without the program name). No I/O; the only error is a bad
+/// `BB_REMOTE_GRAMMAR`.
+pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Result<Invocation, BadValue> {
+    let args: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let (generation, grammar_source) = match (forced(env)?, hint) {
+        (Some(g), _) => (g, GrammarSource::Env),
+        (None, GrammarHint::Force(g)) => (g, GrammarSource::Hint),
+        (None, GrammarHint::Auto) => {
+            let (g, why) = detect(&args);
+            (g, GrammarSource::Detected(why))
+        }
+    };
+    let parsed = match argv.iter().position(|a| a.to_str().is_none()) {
+        Some(index) => Parsed::NotUtf8 { index },
+        None => match generation {
+            Generation::Legacy => legacy::parse(&args),
+            Generation::Modern => modern::parse(&args, env),
+        },
+    };
+    Ok(Invocation { generation, grammar_source, args, parsed })
+}
+
+fn forced(env: &Env) -> Result<Option<Generation>, BadValue> {
+    match env.get(env_vars::GRAMMAR) {
+        None => Ok(None),
+        Some("legacy") => Ok(Some(Generation::Legacy)),
+        Some("modern") => Ok(Some(Generation::Modern)),
+        Some(other) => Err(BadValue { name: env_vars::GRAMMAR, value: other.to_owned(), expected: "`legacy` or `modern`" }),
+    }
+}
+
+/// The detection rule of the module docs; returns the grammar and why.
+pub fn detect(args: &[String]) -> (Generation, &'static str) {
+    let Some(pos) = command_position(args) else {
+        return (Generation::Modern, "no command");
+    };
+    let name = args[pos].as_str();
+    let (in_legacy, in_modern) = (legacy_table::command(name).is_some(), modern_table::command(name).is_some());
+    match (in_legacy, in_modern) {
+        (true, false) => (Generation::Legacy, "legacy-only command"),
+        _ if pos > 0 => (Generation::Modern, "option before the command"),
+        (false, true) => (Generation::Modern, "modern-only command"),
+        (false, false) => (Generation::Modern, "unknown command"),
+        (true, true) if name == "prove_tube" => {
+            if args.iter().any(|a| a == "-k" || a == "--vk_path") {
+                (Generation::Modern, "prove_tube with -k")
+            } else {
+                (Generation::Legacy, "prove_tube without -k")
+            }
+        }
+        (true, true) if args.iter().any(|a| LEGACY_MARKERS.contains(&a.as_str())) => {
+            (Generation::Legacy, "legacy marker argument")
+        }
+        (true, true) => (Generation::Modern, "shared command without legacy markers"),
+    }
+}
+
+fn command_position(args: &[String]) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-c" | "--crs_path" => i += 2,
+            a if a.starts_with('-') => i += 1,
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detected(line: &str) -> Generation {
+        let args: Vec<String> = line.split(' ').map(|s| if s == "''" { String::new() } else { s.to_owned() }).collect();
+        detect(&args).0
+    }
+
+    #[test]
+    fn detection_rule() {
+        use Generation::{Legacy, Modern};
+        for (line, want) in [
+            ("prove_ultra_honk_output_all -o x", Legacy),
+            ("-v prove_ultra_honk_output_all", Legacy),
+            ("prove_tube -o /t -v", Legacy),
+            ("prove_tube -o /t -k /vk -v", Modern),
+            ("prove -b x", Modern),
+            ("prove -b x --recursive", Legacy),
+            ("write_vk -b x ''", Legacy),
+            ("avm_prove --avm-hints h -o /t", Legacy),
+            ("avm_prove --avm-inputs i -o /t", Modern),
+            ("-c /crs -v prove", Modern),
+            ("write_solidity_verifier", Modern),
+            ("--version", Modern),
+            ("", Modern),
+        ] {
+            assert_eq!(detected(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_env_forces_a_grammar_and_a_bad_value_names_the_variable() {
+        let argv: Vec<OsString> = vec!["prove".into()];
+        let env = Env::from_pairs([(env_vars::GRAMMAR, "legacy")]);
+        assert_eq!(parse(&argv, &env, GrammarHint::Auto).unwrap().generation, Generation::Legacy);
+        let hinted = parse(&argv, &Env::default(), GrammarHint::Force(Generation::Legacy)).unwrap();
+        assert_eq!(hinted.grammar_source, GrammarSource::Hint);
+        let err = parse(&argv, &Env::from_pairs([(env_vars::GRAMMAR, "old")]), GrammarHint::Auto).unwrap_err();
+        assert_eq!(err.name, env_vars::GRAMMAR);
+    }
+
+    #[test]
+    fn non_utf8_argv_is_flagged() {
+        use std::os::unix::ffi::OsStringExt;
+        let argv = vec![OsString::from("prove"), OsString::from_vec(vec![0xff, 0xfe])];
+        let inv = parse(&argv, &Env::default(), GrammarHint::Auto).unwrap();
+        assert_eq!(inv.parsed, Parsed::NotUtf8 { index: 1 });
+    }
+}
