@@ -56,17 +56,17 @@ impl Store {
             size,
             uploaded,
         };
-        match self.inner.head(&key).await {
+        let mode = match self.inner.head(&key).await {
             Ok(meta) if meta.size == size => return Ok(outcome(false)),
             Ok(meta) => {
-                tracing::warn!(%key, found = meta.size, size, "replacing a CAS blob of the wrong size")
+                // A damaged blob: create-if-absent would keep it, so replace it.
+                tracing::warn!(%key, found = meta.size, size, "replacing a CAS blob of the wrong size");
+                PutMode::Overwrite
             }
-            Err(object_store::Error::NotFound { .. }) => {}
+            Err(object_store::Error::NotFound { .. }) => PutMode::Create,
             Err(e) => return Err(StoreError::from_store(&key, e)),
-        }
-        let sent = self
-            .send_file(path, &key, PutMode::Create, Some(digest))
-            .await;
+        };
+        let sent = self.send_file(path, &key, mode, Some(digest)).await;
         match sent {
             Ok(_) => Ok(outcome(true)),
             // Someone else uploaded the same content first: same key, same bytes.
@@ -242,6 +242,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.bytes().await.unwrap().as_ref(), b"witness");
+    }
+
+    #[tokio::test]
+    async fn truncated_blob_in_the_store_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w");
+        std::fs::write(&file, b"full content").unwrap();
+        let store = memory_store(UploadTuning::default());
+        let key = store.cas_key(&Digest::of_bytes(b"full content"));
+        store
+            .inner
+            .put(&key, b"full".to_vec().into())
+            .await
+            .unwrap();
+        assert!(store.upload_cas(&file).await.unwrap().uploaded);
+        let got = store.inner.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(got.as_ref(), b"full content");
     }
 
     #[tokio::test]
