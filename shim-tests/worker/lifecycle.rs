@@ -1,0 +1,288 @@
+//! Task lifecycle with a fake bb: outputs and digests, cancel, crash and restart,
+//! admission, clean shutdown.
+use std::path::Path;
+
+use bb_remote::store::Digest;
+use bb_remote::tes::types::{State, Task};
+use chrono::DateTime;
+use serde_json::json;
+
+use super::harness::{entries, fake_task, Scratch, WorkerProc};
+
+#[tokio::test]
+async fn outputs_are_uploaded_with_digests_and_the_sandbox_is_removed() {
+    let scratch = Scratch::new();
+    let worker = WorkerProc::start(&scratch.fake_args());
+    let store = scratch.store_url();
+    let input = scratch.dir.path().join("input.txt");
+    std::fs::write(&input, "input bytes").unwrap();
+    let uploaded = scratch.store().upload_cas(&input).await.unwrap();
+    let task = json!({
+        "inputs": [
+            { "url": format!("{store}cas/sha256/{}", uploaded.digest), "path": "/work/in/a.txt" },
+            { "content": "inline", "path": "/work/in/b.txt" }
+        ],
+        "outputs": [
+            { "url": format!("{store}runs/1/file"), "path": "/work/out/file", "type": "FILE" },
+            { "url": format!("{store}runs/1/dir"), "path": "/work/dir", "type": "DIRECTORY" }
+        ],
+        "executors": [
+            { "image": "any", "command": ["bb", "write", "/work/out/file", "proof"] },
+            { "image": "any", "command": ["bb", "write", "/work/dir/sub/vk", "key"] },
+            { "image": "any", "command": ["bb", "echo", "--x=/work/in/a.txt", "-c", "/mine"],
+              "stdout": "/work/dir/echo.txt", "workdir": "/work" }
+        ]
+    });
+    let id = worker.create(&task).await;
+    let done = worker.wait_terminal(&id).await;
+    assert_eq!(
+        done.state,
+        Some(State::Complete),
+        "{done:#?}\n{}",
+        worker.log()
+    );
+    let log = &done.logs[0];
+    let data = scratch.data_dir();
+    let sandbox_root = data.join("sandboxes").join(&id).join("root");
+    let echo = log.logs[2].stdout.as_deref().unwrap();
+    let crs = data.join("crs");
+    let expected_argv = format!(
+        "argv: echo -c {} --x={}/work/in/a.txt\n",
+        crs.display(),
+        sandbox_root.display()
+    );
+    assert!(echo.contains(&expected_argv), "{echo}");
+    assert!(
+        echo.contains(&format!("HOME={}", data.join("home").display())),
+        "{echo}"
+    );
+    assert!(
+        echo.contains(&format!("pwd={}/work", sandbox_root.display())),
+        "{echo}"
+    );
+    assert!(
+        !echo.contains("/mine"),
+        "the task's own -c must be dropped: {echo}"
+    );
+
+    let mut outputs: Vec<_> = log
+        .outputs
+        .iter()
+        .map(|o| (o.path.as_str(), o.url.as_str(), o.size_bytes.as_str()))
+        .collect();
+    outputs.sort();
+    let echo_len = std::fs::read(scratch.store_dir().join("runs/1/dir/echo.txt"))
+        .unwrap()
+        .len()
+        .to_string();
+    let want = [
+        (
+            "/work/dir/echo.txt",
+            format!("{store}runs/1/dir/echo.txt"),
+            echo_len,
+        ),
+        (
+            "/work/dir/sub/vk",
+            format!("{store}runs/1/dir/sub/vk"),
+            "3".into(),
+        ),
+        ("/work/out/file", format!("{store}runs/1/file"), "5".into()),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(p, u, s)| (*p, u.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(outputs, want);
+    for (path, rel) in [
+        ("/work/out/file", "runs/1/file"),
+        ("/work/dir/sub/vk", "runs/1/dir/sub/vk"),
+    ] {
+        let bytes = std::fs::read(scratch.store_dir().join(rel)).unwrap();
+        assert_eq!(
+            log.metadata[&format!("sha256:{path}")],
+            Digest::of_bytes(&bytes).hex()
+        );
+    }
+    assert!(
+        entries(&data.join("sandboxes")).is_empty(),
+        "sandbox left behind"
+    );
+    assert_eq!(entries(&data.join("cache/sha256")), [uploaded.digest.hex()]);
+}
+
+#[tokio::test]
+async fn failing_executor_is_executor_error_with_its_stderr() {
+    let scratch = Scratch::new();
+    let worker = WorkerProc::start(&scratch.fake_args());
+    let id = worker.create(&fake_task(&["fail"])).await;
+    let done = worker.wait_terminal(&id).await;
+    assert_eq!(done.state, Some(State::ExecutorError));
+    let exec = &done.logs[0].logs[0];
+    assert_eq!(exec.exit_code, 7);
+    assert_eq!(exec.stderr.as_deref(), Some("fake bb failed\n"));
+}
+
+/// Wait for a pid file the fake bb writes inside the task's sandbox.
+async fn wait_for_pid(data: &Path, id: &str, name: &str) -> u32 {
+    let path = data.join("sandboxes").join(id).join("root/work").join(name);
+    for _ in 0..3000 {
+        if let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no pid file at {}", path.display());
+}
+
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+async fn wait_dead(pid: u32) {
+    for _ in 0..500 {
+        if !alive(pid) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("process {pid} is still alive");
+}
+
+#[tokio::test]
+async fn cancel_stops_the_running_process_and_a_queued_task() {
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--cpus".into(), "1".into()]);
+    let worker = WorkerProc::start(&args);
+    let running = worker
+        .create(&fake_task(&["sleep", "60", "/work/pid"]))
+        .await;
+    let queued = worker
+        .create(&fake_task(&["sleep", "60", "/work/pid"]))
+        .await;
+    let pid = wait_for_pid(&scratch.data_dir(), &running, "pid").await;
+    assert!(alive(pid));
+    assert_eq!(worker.get(&queued).await.state, Some(State::Queued));
+    assert_eq!(worker.cancel(&queued).await, 200);
+    assert_eq!(worker.cancel(&running).await, 200);
+    let done = worker.wait_terminal(&running).await;
+    assert_eq!(done.state, Some(State::Canceled), "{done:#?}");
+    wait_dead(pid).await;
+    assert_eq!(worker.get(&queued).await.state, Some(State::Canceled));
+    assert!(entries(&scratch.data_dir().join("sandboxes")).is_empty());
+    // Cancelling a finished task changes nothing.
+    assert_eq!(worker.cancel(&running).await, 200);
+    assert_eq!(worker.get(&running).await.state, Some(State::Canceled));
+}
+
+#[tokio::test]
+async fn crash_then_restart_recovers_every_task() {
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--cpus".into(), "1".into()]);
+    let worker = WorkerProc::start(&args);
+    let finished = worker.create(&fake_task(&["echo", "done before"])).await;
+    worker.wait_terminal(&finished).await;
+    let running = worker
+        .create(&fake_task(&["sleep", "60", "/work/pid"]))
+        .await;
+    let queued = worker.create(&fake_task(&["echo", "after restart"])).await;
+    let pid = wait_for_pid(&scratch.data_dir(), &running, "pid").await;
+    worker.kill();
+    // The parent-death signal takes the orphaned bb down with the worker.
+    wait_dead(pid).await;
+
+    let worker = WorkerProc::start(&args);
+    let crashed = worker.get(&running).await;
+    assert_eq!(crashed.state, Some(State::SystemError));
+    let system_logs = crashed.logs[0].system_logs.join("\n");
+    assert!(
+        system_logs.contains("worker stopped while this task was running"),
+        "{system_logs}"
+    );
+    let after = worker.wait_terminal(&queued).await;
+    assert_eq!(after.state, Some(State::Complete));
+    assert!(after.logs[0].logs[0]
+        .stdout
+        .as_deref()
+        .unwrap()
+        .contains("after restart"));
+    assert_eq!(worker.get(&finished).await.state, Some(State::Complete));
+    let fresh = worker.create(&fake_task(&["echo", "new"])).await;
+    assert_eq!(
+        worker.wait_terminal(&fresh).await.state,
+        Some(State::Complete)
+    );
+    assert!(entries(&scratch.data_dir().join("sandboxes")).is_empty());
+}
+
+#[tokio::test]
+async fn sigterm_ends_running_tasks_and_keeps_queued_ones() {
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--cpus".into(), "1".into()]);
+    let worker = WorkerProc::start(&args);
+    let running = worker
+        .create(&fake_task(&["sleep", "60", "/work/pid"]))
+        .await;
+    let queued = worker.create(&fake_task(&["echo", "later"])).await;
+    let pid = wait_for_pid(&scratch.data_dir(), &running, "pid").await;
+    assert_eq!(worker.terminate(), Some(0));
+    assert!(!alive(pid), "bb must be stopped before the worker exits");
+
+    let worker = WorkerProc::start(&args);
+    let stopped = worker.get(&running).await;
+    assert_eq!(stopped.state, Some(State::SystemError));
+    assert!(
+        stopped.logs[0].system_logs.join(" ").contains("shut down"),
+        "{stopped:#?}"
+    );
+    assert_eq!(
+        worker.wait_terminal(&queued).await.state,
+        Some(State::Complete)
+    );
+}
+
+/// (start, end) of a task's single executor, from its log.
+fn span(task: &Task) -> (DateTime<chrono::FixedOffset>, DateTime<chrono::FixedOffset>) {
+    let exec = &task.logs[0].logs[0];
+    let parse = |t: &Option<String>| DateTime::parse_from_rfc3339(t.as_deref().unwrap()).unwrap();
+    (parse(&exec.start_time), parse(&exec.end_time))
+}
+
+async fn run_pair(worker: &WorkerProc, ram_gb: f64) -> (Task, Task) {
+    let mut task = fake_task(&["sleep", "1"]);
+    task["resources"] = json!({ "ram_gb": ram_gb, "cpu_cores": 1 });
+    let a = worker.create(&task).await;
+    let b = worker.create(&task).await;
+    (
+        worker.wait_terminal(&a).await,
+        worker.wait_terminal(&b).await,
+    )
+}
+
+#[tokio::test]
+async fn admission_serialises_tasks_that_do_not_fit_together() {
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--cpus", "4", "--memory", "4"].map(String::from));
+    let worker = WorkerProc::start(&args);
+
+    let (a, b) = run_pair(&worker, 3.0).await;
+    let ((a_start, a_end), (b_start, b_end)) = (span(&a), span(&b));
+    assert!(
+        a_end <= b_start || b_end <= a_start,
+        "3+3 GiB overlapped on 4 GiB: {a_start}..{a_end} vs {b_start}..{b_end}"
+    );
+
+    let (a, b) = run_pair(&worker, 2.0).await;
+    let ((a_start, a_end), (b_start, b_end)) = (span(&a), span(&b));
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "2+2 GiB should run together: {a_start}..{a_end} vs {b_start}..{b_end}"
+    );
+}

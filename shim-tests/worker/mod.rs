@@ -1,0 +1,5 @@
+//! `bb-remote worker`, the reference TES backend, as a real process over HTTP.
+//! Fast tests use a shell-script fake bb; `proving` runs the real bb from the test bed.
+mod api;
+mod harness;
+mod lifecycle;
