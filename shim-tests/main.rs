@@ -1,6 +1,5 @@
 mod dockerfile;
 mod docs;
-mod grammar;
 mod tes_client;
 mod store;
 mod worker;

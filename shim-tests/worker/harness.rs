@@ -145,10 +145,6 @@ impl WorkerProc {
         self.stderr.lock().unwrap().clone()
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL the worker and reap it.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
