@@ -1,5 +1,6 @@
 mod dockerfile;
 mod docs;
+mod grammar;
 mod tes_client;
 mod store;
 mod worker;

@@ -12,7 +12,8 @@
 //!    one only modern bb has (`check`, `write_solidity_verifier`, ...) is modern.
 //! 3. A name both have (`prove`, `verify`, `write_vk`, `gates`, `avm_prove`,
 //!    `avm_verify`, `avm2_*`) is legacy if a legacy marker is present: an empty-string
-//!    argument (the 0.63-0.67 client sends `''`; CLI11 rejects it), `--recursive`,
+//!    argument that is not an option's value (the 0.63-0.67 client sends a trailing
+//!    `''`; CLI11 rejects it), `--recursive`,
 //!    `--input_type`, `--output_type`, `--avm-bytecode`, `--avm-calldata`,
 //!    `--avm-hints` or `--avm-dump-trace`. Otherwise modern: the Aztec prover never
 //!    asks legacy bb for a plain `prove` (UltraPlonk).
@@ -36,13 +37,23 @@ pub enum GrammarHint {
     Force(Generation),
 }
 
-const LEGACY_MARKERS: &[&str] =
-    &["", "--recursive", "--input_type", "--output_type", "--avm-bytecode", "--avm-calldata", "--avm-hints", "--avm-dump-trace"];
+const LEGACY_MARKERS: &[&str] = &[
+    "--recursive",
+    "--input_type",
+    "--output_type",
+    "--avm-bytecode",
+    "--avm-calldata",
+    "--avm-hints",
+    "--avm-dump-trace",
+];
 
 /// Parse bb's argv (without the program name). No I/O; the only error is a bad
 /// `BB_REMOTE_GRAMMAR`.
 pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Result<Invocation, BadValue> {
-    let args: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let (generation, grammar_source) = match (forced(env)?, hint) {
         (Some(g), _) => (g, GrammarSource::Env),
         (None, GrammarHint::Force(g)) => (g, GrammarSource::Hint),
@@ -58,7 +69,12 @@ pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Result<Invocati
             Generation::Modern => modern::parse(&args, env),
         },
     };
-    Ok(Invocation { generation, grammar_source, args, parsed })
+    Ok(Invocation {
+        generation,
+        grammar_source,
+        args,
+        parsed,
+    })
 }
 
 fn forced(env: &Env) -> Result<Option<Generation>, BadValue> {
@@ -66,7 +82,11 @@ fn forced(env: &Env) -> Result<Option<Generation>, BadValue> {
         None => Ok(None),
         Some("legacy") => Ok(Some(Generation::Legacy)),
         Some("modern") => Ok(Some(Generation::Modern)),
-        Some(other) => Err(BadValue { name: env_vars::GRAMMAR, value: other.to_owned(), expected: "`legacy` or `modern`" }),
+        Some(other) => Err(BadValue {
+            name: env_vars::GRAMMAR,
+            value: other.to_owned(),
+            expected: "`legacy` or `modern`",
+        }),
     }
 }
 
@@ -76,7 +96,10 @@ pub fn detect(args: &[String]) -> (Generation, &'static str) {
         return (Generation::Modern, "no command");
     };
     let name = args[pos].as_str();
-    let (in_legacy, in_modern) = (legacy_table::command(name).is_some(), modern_table::command(name).is_some());
+    let (in_legacy, in_modern) = (
+        legacy_table::command(name).is_some(),
+        modern_table::command(name).is_some(),
+    );
     match (in_legacy, in_modern) {
         (true, false) => (Generation::Legacy, "legacy-only command"),
         _ if pos > 0 => (Generation::Modern, "option before the command"),
@@ -89,11 +112,18 @@ pub fn detect(args: &[String]) -> (Generation, &'static str) {
                 (Generation::Legacy, "prove_tube without -k")
             }
         }
-        (true, true) if args.iter().any(|a| LEGACY_MARKERS.contains(&a.as_str())) => {
-            (Generation::Legacy, "legacy marker argument")
-        }
+        (true, true) if has_legacy_marker(args) => (Generation::Legacy, "legacy marker argument"),
         (true, true) => (Generation::Modern, "shared command without legacy markers"),
     }
+}
+
+/// A legacy marker token, or a standalone empty argument: one not right after an
+/// option token, where it would be that option's (empty) value in both grammars.
+fn has_legacy_marker(args: &[String]) -> bool {
+    let standalone_empty = |i: usize| {
+        args[i].is_empty() && (i == 0 || !args[i - 1].starts_with('-') || args[i - 1].len() < 2)
+    };
+    (0..args.len()).any(|i| LEGACY_MARKERS.contains(&args[i].as_str()) || standalone_empty(i))
 }
 
 fn command_position(args: &[String]) -> Option<usize> {
@@ -113,7 +143,16 @@ mod tests {
     use super::*;
 
     fn detected(line: &str) -> Generation {
-        let args: Vec<String> = line.split(' ').map(|s| if s == "''" { String::new() } else { s.to_owned() }).collect();
+        let args: Vec<String> = line
+            .split(' ')
+            .map(|s| {
+                if s == "''" {
+                    String::new()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect();
         detect(&args).0
     }
 
@@ -128,6 +167,7 @@ mod tests {
             ("prove -b x", Modern),
             ("prove -b x --recursive", Legacy),
             ("write_vk -b x ''", Legacy),
+            ("prove -b '' -o x", Modern),
             ("avm_prove --avm-hints h -o /t", Legacy),
             ("avm_prove --avm-inputs i -o /t", Modern),
             ("-c /crs -v prove", Modern),
@@ -143,17 +183,33 @@ mod tests {
     fn the_env_forces_a_grammar_and_a_bad_value_names_the_variable() {
         let argv: Vec<OsString> = vec!["prove".into()];
         let env = Env::from_pairs([(env_vars::GRAMMAR, "legacy")]);
-        assert_eq!(parse(&argv, &env, GrammarHint::Auto).unwrap().generation, Generation::Legacy);
-        let hinted = parse(&argv, &Env::default(), GrammarHint::Force(Generation::Legacy)).unwrap();
+        assert_eq!(
+            parse(&argv, &env, GrammarHint::Auto).unwrap().generation,
+            Generation::Legacy
+        );
+        let hinted = parse(
+            &argv,
+            &Env::default(),
+            GrammarHint::Force(Generation::Legacy),
+        )
+        .unwrap();
         assert_eq!(hinted.grammar_source, GrammarSource::Hint);
-        let err = parse(&argv, &Env::from_pairs([(env_vars::GRAMMAR, "old")]), GrammarHint::Auto).unwrap_err();
+        let err = parse(
+            &argv,
+            &Env::from_pairs([(env_vars::GRAMMAR, "old")]),
+            GrammarHint::Auto,
+        )
+        .unwrap_err();
         assert_eq!(err.name, env_vars::GRAMMAR);
     }
 
     #[test]
     fn non_utf8_argv_is_flagged() {
         use std::os::unix::ffi::OsStringExt;
-        let argv = vec![OsString::from("prove"), OsString::from_vec(vec![0xff, 0xfe])];
+        let argv = vec![
+            OsString::from("prove"),
+            OsString::from_vec(vec![0xff, 0xfe]),
+        ];
         let inv = parse(&argv, &Env::default(), GrammarHint::Auto).unwrap();
         assert_eq!(inv.parsed, Parsed::NotUtf8 { index: 1 });
     }

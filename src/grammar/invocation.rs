@@ -63,14 +63,29 @@ pub enum Item {
     /// The command (legacy argv[1]) or the subcommand name.
     Command { index: usize },
     /// A flag, as spelled (`-v`, `--verbose_logging`; joined `-vd` gives two items).
-    Flag { reads: &'static Reads, index: usize, spelled: String },
+    Flag {
+        reads: &'static Reads,
+        index: usize,
+        spelled: String,
+    },
     /// A value option and its value. `joined`: written as `--opt=value` or
     /// `-ovalue`. `effective`: the occurrence bb uses (legacy: the first).
-    Value { reads: &'static Reads, index: usize, spelled: String, value: String, joined: bool, effective: bool },
+    Value {
+        reads: &'static Reads,
+        index: usize,
+        spelled: String,
+        value: String,
+        joined: bool,
+        effective: bool,
+    },
     /// An empty-string argument (legacy bb ignores it; the 0.63-0.67 client sends one).
     Empty { index: usize },
     /// A token legacy bb never looks at.
-    Ignored { index: usize, token: String, why: Ignored },
+    Ignored {
+        index: usize,
+        token: String,
+        why: Ignored,
+    },
 }
 
 /// Why legacy bb ignores a token.
@@ -117,27 +132,45 @@ impl ParsedCommand {
     /// The value bb uses for the option with this id: argv, then env, then default.
     pub fn effective(&self, reads: &'static Reads) -> Effective<'_> {
         let from_argv = self.items.iter().find_map(|item| match item {
-            Item::Value { reads: r, value, effective: true, .. } if r.option == reads.option => Some(value.as_str()),
+            Item::Value {
+                reads: r,
+                value,
+                effective: true,
+                ..
+            } if r.option == reads.option => Some(value.as_str()),
             _ => None,
         });
         if let Some(v) = from_argv {
             return Effective::Argv(v);
         }
-        if let Some(e) = self.from_env.iter().find(|e| e.reads.option == reads.option) {
-            return Effective::Env { var: e.var, value: &e.value };
+        if let Some(e) = self
+            .from_env
+            .iter()
+            .find(|e| e.reads.option == reads.option)
+        {
+            return Effective::Env {
+                var: e.var,
+                value: &e.value,
+            };
         }
         reads.default.map_or(Effective::Absent, Effective::Default)
     }
 
     /// Whether the flag with this option id is given.
     pub fn flag(&self, id: &str) -> bool {
-        self.items.iter().any(|item| matches!(item, Item::Flag { reads, .. } if reads.option.id == id))
+        self.items
+            .iter()
+            .any(|item| matches!(item, Item::Flag { reads, .. } if reads.option.id == id))
     }
 
     /// Tokens bb would ignore because it does not know them.
     pub fn unknown_tokens(&self) -> impl Iterator<Item = &str> {
         self.items.iter().filter_map(|item| match item {
-            Item::Ignored { token, why: Ignored::Unknown, .. } => Some(token.as_str()),
+            Item::Ignored {
+                token,
+                why: Ignored::Unknown,
+                ..
+            } => Some(token.as_str()),
             _ => None,
         })
     }

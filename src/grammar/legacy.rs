@@ -24,16 +24,24 @@ pub fn parse(args: &[String]) -> Parsed {
         return Parsed::UnknownCommand { name: name.clone() };
     };
     if spec.name == "--version" {
-        return Parsed::Informational { token: name.clone() };
+        return Parsed::Informational {
+            token: name.clone(),
+        };
     }
     let items = classify(spec, args);
     let ambiguity = find_ambiguity(spec, args);
-    Parsed::Command(ParsedCommand { spec, items, from_env: Vec::new(), ambiguity })
+    Parsed::Command(ParsedCommand {
+        spec,
+        items,
+        from_env: Vec::new(),
+        ambiguity,
+    })
 }
 
 /// The option entry bb would use for `token` in this command, if any.
 fn lookup(spec: &CommandSpec, token: &str) -> Option<&'static Reads> {
-    spec.reads_named(token).or_else(|| GLOBAL.iter().find(|r| r.option.is_named(token)))
+    spec.reads_named(token)
+        .or_else(|| GLOBAL.iter().find(|r| r.option.is_named(token)))
 }
 
 /// Walk argv left to right, pairing each value option with the token after it.
@@ -48,22 +56,41 @@ fn classify(spec: &CommandSpec, args: &[String]) -> Vec<Item> {
             items.push(if token.is_empty() {
                 Item::Empty { index: i }
             } else {
-                Item::Ignored { index: i, token: token.clone(), why: Ignored::Unknown }
+                Item::Ignored {
+                    index: i,
+                    token: token.clone(),
+                    why: Ignored::Unknown,
+                }
             });
             i += 1;
             continue;
         };
         if !reads.option.takes_value {
-            items.push(Item::Flag { reads, index: i, spelled: token.clone() });
+            items.push(Item::Flag {
+                reads,
+                index: i,
+                spelled: token.clone(),
+            });
             i += 1;
         } else if let Some(value) = args.get(i + 1) {
             let effective = !seen.contains(&reads.option.id);
             seen.push(reads.option.id);
             let spelled = token.clone();
-            items.push(Item::Value { reads, index: i, spelled, value: value.clone(), joined: false, effective });
+            items.push(Item::Value {
+                reads,
+                index: i,
+                spelled,
+                value: value.clone(),
+                joined: false,
+                effective,
+            });
             i += 2;
         } else {
-            items.push(Item::Ignored { index: i, token: token.clone(), why: Ignored::MissingValue });
+            items.push(Item::Ignored {
+                index: i,
+                token: token.clone(),
+                why: Ignored::MissingValue,
+            });
             i += 1;
         }
     }
@@ -72,7 +99,11 @@ fn classify(spec: &CommandSpec, args: &[String]) -> Vec<Item> {
 
 /// A token that bb's lookups read both as an option name and as a value.
 fn find_ambiguity(spec: &CommandSpec, args: &[String]) -> Option<String> {
-    let value_options = spec.reads.iter().chain(GLOBAL.iter()).filter(|r| r.option.takes_value);
+    let value_options = spec
+        .reads
+        .iter()
+        .chain(GLOBAL.iter())
+        .filter(|r| r.option.takes_value);
     for reads in value_options {
         let name = reads.option.names[0];
         let Some(pos) = args.iter().skip(1).position(|t| t == name).map(|p| p + 1) else {
@@ -80,7 +111,9 @@ fn find_ambiguity(spec: &CommandSpec, args: &[String]) -> Option<String> {
         };
         if let Some(value) = args.get(pos + 1) {
             if lookup(spec, value).is_some() {
-                return Some(format!("the value of `{name}` is `{value}`, which bb also reads as an option"));
+                return Some(format!(
+                    "the value of `{name}` is `{value}`, which bb also reads as an option"
+                ));
             }
         }
     }
@@ -90,10 +123,17 @@ fn find_ambiguity(spec: &CommandSpec, args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grammar::Effective;
 
     fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(|s| if s == "''" { String::new() } else { s.to_owned() }).collect()
+        line.split(' ')
+            .map(|s| {
+                if s == "''" {
+                    String::new()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect()
     }
 
     fn command_of(line: &str) -> ParsedCommand {
@@ -104,7 +144,11 @@ mod tests {
     }
 
     fn value(c: &ParsedCommand, id: &str) -> Option<String> {
-        let reads = c.spec.reads_id(id).or_else(|| GLOBAL.iter().find(|r| r.option.id == id)).unwrap();
+        let reads = c
+            .spec
+            .reads_id(id)
+            .or_else(|| GLOBAL.iter().find(|r| r.option.id == id))
+            .unwrap();
         c.effective(reads).value().map(str::to_owned)
     }
 
@@ -122,7 +166,13 @@ mod tests {
     fn a_value_option_as_last_token_takes_the_default() {
         let c = command_of("prove_tube -v -o");
         assert_eq!(value(&c, "output").as_deref(), Some("./target"));
-        assert!(matches!(c.items.last(), Some(Item::Ignored { why: Ignored::MissingValue, .. })));
+        assert!(matches!(
+            c.items.last(),
+            Some(Item::Ignored {
+                why: Ignored::MissingValue,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -147,8 +197,14 @@ mod tests {
 
     #[test]
     fn the_command_is_always_argv1() {
-        assert_eq!(parse(&args("-v --version")), Parsed::UnknownCommand { name: "-v".into() });
-        assert!(matches!(parse(&args("--version")), Parsed::Informational { .. }));
+        assert_eq!(
+            parse(&args("-v --version")),
+            Parsed::UnknownCommand { name: "-v".into() }
+        );
+        assert!(matches!(
+            parse(&args("--version")),
+            Parsed::Informational { .. }
+        ));
         assert_eq!(parse(&[]), Parsed::NoCommand);
     }
 

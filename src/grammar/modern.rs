@@ -28,7 +28,12 @@ pub fn parse(args: &[String], env: &Env) -> Parsed {
     if args.is_empty() {
         return Parsed::NoCommand;
     }
-    let mut parser = Parser { args, spec: None, items: Vec::new(), seen: Vec::new() };
+    let mut parser = Parser {
+        args,
+        spec: None,
+        items: Vec::new(),
+        seen: Vec::new(),
+    };
     if let Err(stop) = parser.run() {
         return stop;
     }
@@ -37,7 +42,12 @@ pub fn parse(args: &[String], env: &Env) -> Parsed {
         return Parsed::NoCommand;
     };
     match env_fallbacks(spec, &parser.items, env) {
-        Ok(from_env) => Parsed::Command(ParsedCommand { spec, items: parser.items, from_env, ambiguity: None }),
+        Ok(from_env) => Parsed::Command(ParsedCommand {
+            spec,
+            items: parser.items,
+            from_env,
+            ambiguity: None,
+        }),
         Err(stop) => stop,
     }
 }
@@ -55,7 +65,10 @@ fn bb_error(exit_code: u8, message: String) -> Parsed {
 }
 
 fn not_expected(token: &str) -> Parsed {
-    bb_error(EXTRAS_ERROR, format!("The following argument was not expected: {token:?}"))
+    bb_error(
+        EXTRAS_ERROR,
+        format!("The following argument was not expected: {token:?}"),
+    )
 }
 
 impl Parser<'_> {
@@ -65,8 +78,16 @@ impl Parser<'_> {
 
     fn find(&self, name: &str) -> Result<&'static Reads, Parsed> {
         // CLI11 gives every subcommand its own `-h/--help` (and bb its `--help-extended`).
-        let help = || TOP_LEVEL.iter().find(|r| r.option.id.starts_with("help") && r.option.is_named(name));
-        self.scope().iter().find(|r| r.option.is_named(name)).or_else(help).ok_or_else(|| not_expected(name))
+        let help = || {
+            TOP_LEVEL
+                .iter()
+                .find(|r| r.option.id.starts_with("help") && r.option.is_named(name))
+        };
+        self.scope()
+            .iter()
+            .find(|r| r.option.is_named(name))
+            .or_else(help)
+            .ok_or_else(|| not_expected(name))
     }
 
     fn run(&mut self) -> Result<(), Parsed> {
@@ -97,7 +118,9 @@ impl Parser<'_> {
         if self.spec.is_some() || token.is_empty() {
             return Err(not_expected(token));
         }
-        let spec = command(token).ok_or_else(|| Parsed::UnknownCommand { name: token.clone() })?;
+        let spec = command(token).ok_or_else(|| Parsed::UnknownCommand {
+            name: token.clone(),
+        })?;
         self.spec = Some(spec);
         self.items.push(Item::Command { index: i });
         Ok(i + 1)
@@ -112,7 +135,9 @@ impl Parser<'_> {
         let reads = self.find(&name)?;
         if !reads.option.takes_value {
             if inline.is_some() {
-                return Err(Parsed::Unsupported { message: format!("flag given a value: {}", self.args[i]) });
+                return Err(Parsed::Unsupported {
+                    message: format!("flag given a value: {}", self.args[i]),
+                });
             }
             return self.flag(reads, i, name).map(|()| i + 1);
         }
@@ -134,12 +159,16 @@ impl Parser<'_> {
             }
             let rest = &cluster[at + c.len_utf8()..];
             if rest.starts_with('=') {
-                return Err(Parsed::Unsupported { message: format!("short option with `=`: {}", self.args[i]) });
+                return Err(Parsed::Unsupported {
+                    message: format!("short option with `=`: {}", self.args[i]),
+                });
             }
             if rest.is_empty() {
                 return self.value_from_next(reads, i, name);
             }
-            return self.value(reads, i, name, rest.to_owned(), true).map(|()| i + 1);
+            return self
+                .value(reads, i, name, rest.to_owned(), true)
+                .map(|()| i + 1);
         }
         Ok(i + 1)
     }
@@ -148,25 +177,55 @@ impl Parser<'_> {
         if matches!(reads.option.id, "help" | "help_extended" | "version") {
             return Err(Parsed::Informational { token: spelled });
         }
-        self.items.push(Item::Flag { reads, index, spelled });
+        self.items.push(Item::Flag {
+            reads,
+            index,
+            spelled,
+        });
         Ok(())
     }
 
-    fn value_from_next(&mut self, reads: &'static Reads, i: usize, name: String) -> Result<usize, Parsed> {
+    fn value_from_next(
+        &mut self,
+        reads: &'static Reads,
+        i: usize,
+        name: String,
+    ) -> Result<usize, Parsed> {
         let Some(value) = self.args.get(i + 1) else {
-            return Err(bb_error(ARGUMENT_MISMATCH, format!("{name}: 1 required argument missing")));
+            return Err(bb_error(
+                ARGUMENT_MISMATCH,
+                format!("{name}: 1 required argument missing"),
+            ));
         };
-        self.value(reads, i, name, value.clone(), false).map(|()| i + 2)
+        self.value(reads, i, name, value.clone(), false)
+            .map(|()| i + 2)
     }
 
-    fn value(&mut self, reads: &'static Reads, index: usize, spelled: String, value: String, joined: bool) -> Result<(), Parsed> {
+    fn value(
+        &mut self,
+        reads: &'static Reads,
+        index: usize,
+        spelled: String,
+        value: String,
+        joined: bool,
+    ) -> Result<(), Parsed> {
         let key = (self.spec.is_some(), reads.option.id);
         if self.seen.contains(&key) {
-            return Err(bb_error(ARGUMENT_MISMATCH, format!("{spelled}: given more than once")));
+            return Err(bb_error(
+                ARGUMENT_MISMATCH,
+                format!("{spelled}: given more than once"),
+            ));
         }
         self.seen.push(key);
         check_choice(reads, &value, &spelled)?;
-        self.items.push(Item::Value { reads, index, spelled, value, joined, effective: true });
+        self.items.push(Item::Value {
+            reads,
+            index,
+            spelled,
+            value,
+            joined,
+            effective: true,
+        });
         Ok(())
     }
 }
@@ -176,18 +235,31 @@ fn check_choice(reads: &Reads, value: &str, source: &str) -> Result<(), Parsed> 
     if choices.is_empty() || choices.contains(&value) {
         return Ok(());
     }
-    Err(bb_error(VALIDATION_ERROR, format!("{source}: {value} not in {{{}}}", choices.join(","))))
+    Err(bb_error(
+        VALIDATION_ERROR,
+        format!("{source}: {value} not in {{{}}}", choices.join(",")),
+    ))
 }
 
 /// Values CLI11 takes from the environment for options absent from argv.
 fn env_fallbacks(spec: &CommandSpec, items: &[Item], env: &Env) -> Result<Vec<EnvValue>, Parsed> {
-    let given = |reads: &Reads| items.iter().any(|it| matches!(it, Item::Value { reads: r, .. } if r.option == reads.option));
+    let given = |reads: &Reads| {
+        items
+            .iter()
+            .any(|it| matches!(it, Item::Value { reads: r, .. } if r.option == reads.option))
+    };
     let mut found = Vec::new();
     for reads in spec.reads.iter().filter(|r| !given(r)) {
-        let Some(var) = reads.option.env else { continue };
+        let Some(var) = reads.option.env else {
+            continue;
+        };
         let Some(value) = env.get(var) else { continue };
         check_choice(reads, value, var)?;
-        found.push(EnvValue { reads, var, value: value.to_owned() });
+        found.push(EnvValue {
+            reads,
+            var,
+            value: value.to_owned(),
+        });
     }
     Ok(found)
 }
@@ -198,7 +270,16 @@ mod tests {
     use crate::grammar::Effective;
 
     fn run(line: &str, env: &[(&str, &str)]) -> Parsed {
-        let args: Vec<String> = line.split(' ').map(|s| if s == "''" { String::new() } else { s.to_owned() }).collect();
+        let args: Vec<String> = line
+            .split(' ')
+            .map(|s| {
+                if s == "''" {
+                    String::new()
+                } else {
+                    s.to_owned()
+                }
+            })
+            .collect();
         parse(&args, &Env::from_pairs(env.iter().copied()))
     }
 
@@ -210,7 +291,9 @@ mod tests {
     }
 
     fn value(c: &ParsedCommand, id: &str) -> Option<String> {
-        c.effective(c.spec.reads_id(id).unwrap()).value().map(str::to_owned)
+        c.effective(c.spec.reads_id(id).unwrap())
+            .value()
+            .map(str::to_owned)
     }
 
     fn exit_code(p: Parsed) -> u8 {
@@ -222,8 +305,18 @@ mod tests {
 
     #[test]
     fn every_value_spelling_gives_the_same_value() {
-        for line in ["prove -b x", "prove --bytecode_path x", "prove --bytecode_path=x", "prove -bx", "prove -vbx"] {
-            assert_eq!(value(&command_of(line), "bytecode").as_deref(), Some("x"), "{line}");
+        for line in [
+            "prove -b x",
+            "prove --bytecode_path x",
+            "prove --bytecode_path=x",
+            "prove -bx",
+            "prove -vbx",
+        ] {
+            assert_eq!(
+                value(&command_of(line), "bytecode").as_deref(),
+                Some("x"),
+                "{line}"
+            );
         }
     }
 
@@ -231,13 +324,25 @@ mod tests {
     fn joined_short_flags_and_flags_before_the_subcommand() {
         let c = command_of("-v prove -vd");
         assert!(c.flag("verbose") && c.flag("debug"));
-        assert_eq!(c.items.iter().filter(|i| matches!(i, Item::Flag { .. })).count(), 3);
+        assert_eq!(
+            c.items
+                .iter()
+                .filter(|i| matches!(i, Item::Flag { .. }))
+                .count(),
+            3
+        );
     }
 
     #[test]
     fn values_are_taken_whatever_they_look_like() {
-        assert_eq!(value(&command_of("prove -o -"), "output").as_deref(), Some("-"));
-        assert_eq!(value(&command_of("prove -b --x"), "bytecode").as_deref(), Some("--x"));
+        assert_eq!(
+            value(&command_of("prove -o -"), "output").as_deref(),
+            Some("-")
+        );
+        assert_eq!(
+            value(&command_of("prove -b --x"), "bytecode").as_deref(),
+            Some("--x")
+        );
     }
 
     #[test]
@@ -249,31 +354,58 @@ mod tests {
         assert_eq!(exit_code(run("prove stray", &[])), EXTRAS_ERROR);
         assert_eq!(exit_code(run("-b x prove", &[])), EXTRAS_ERROR);
         assert_eq!(exit_code(run("prove --scheme foo", &[])), VALIDATION_ERROR);
-        assert_eq!(exit_code(run("prove", &[("BB_SCHEME", "foo")])), VALIDATION_ERROR);
-        assert_eq!(run("contract_ultra_honk", &[]), Parsed::UnknownCommand { name: "contract_ultra_honk".into() });
+        assert_eq!(
+            exit_code(run("prove", &[("BB_SCHEME", "foo")])),
+            VALIDATION_ERROR
+        );
+        assert_eq!(
+            run("contract_ultra_honk", &[]),
+            Parsed::UnknownCommand {
+                name: "contract_ultra_honk".into()
+            }
+        );
     }
 
     #[test]
     fn env_fallback_applies_only_when_the_option_is_absent() {
-        let Parsed::Command(c) = run("prove", &[("BB_SCHEME", "chonk")]) else { panic!() };
+        let Parsed::Command(c) = run("prove", &[("BB_SCHEME", "chonk")]) else {
+            panic!()
+        };
         let reads = c.spec.reads_id("scheme").unwrap();
-        assert_eq!(c.effective(reads), Effective::Env { var: "BB_SCHEME", value: "chonk" });
-        let Parsed::Command(c) = run("prove -s ultra_honk", &[("BB_SCHEME", "chonk")]) else { panic!() };
+        assert_eq!(
+            c.effective(reads),
+            Effective::Env {
+                var: "BB_SCHEME",
+                value: "chonk"
+            }
+        );
+        let Parsed::Command(c) = run("prove -s ultra_honk", &[("BB_SCHEME", "chonk")]) else {
+            panic!()
+        };
         assert_eq!(c.effective(reads), Effective::Argv("ultra_honk"));
-        assert_eq!(value(&command_of("prove"), "scheme").as_deref(), Some("ultra_honk"));
+        assert_eq!(
+            value(&command_of("prove"), "scheme").as_deref(),
+            Some("ultra_honk")
+        );
     }
 
     #[test]
     fn help_and_version_stop_the_parse() {
         for line in ["--version", "prove -h", "prove --help", "-h prove --nope"] {
-            assert!(matches!(run(line, &[]), Parsed::Informational { .. }), "{line}");
+            assert!(
+                matches!(run(line, &[]), Parsed::Informational { .. }),
+                "{line}"
+            );
         }
         assert_eq!(run("-v", &[]), Parsed::NoCommand);
     }
 
     #[test]
     fn flags_with_values_are_not_modelled() {
-        assert!(matches!(run("prove --write_vk=true", &[]), Parsed::Unsupported { .. }));
+        assert!(matches!(
+            run("prove --write_vk=true", &[]),
+            Parsed::Unsupported { .. }
+        ));
     }
 
     #[test]

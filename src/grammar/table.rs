@@ -45,7 +45,11 @@ pub struct OptionSpec {
 impl OptionSpec {
     /// The long name used when the routing code has to write the option out itself.
     pub fn canonical_name(&self) -> &'static str {
-        self.names.iter().copied().find(|n| n.starts_with("--")).unwrap_or(self.names[0])
+        self.names
+            .iter()
+            .copied()
+            .find(|n| n.starts_with("--"))
+            .unwrap_or(self.names[0])
     }
 
     pub fn is_named(&self, token: &str) -> bool {
@@ -69,7 +73,10 @@ pub enum Use {
     /// An input file. `role` names it in plans (`bytecode`, `witness`, ...).
     /// `unless_flag`: bb does not read the file when that flag is given (modern
     /// `prove --write_vk` does not read `-k`).
-    Input { role: &'static str, unless_flag: Option<&'static str> },
+    Input {
+        role: &'static str,
+        unless_flag: Option<&'static str>,
+    },
     /// Where the command writes.
     Output(OutputKind),
     /// A file written besides the main output (benchmark and trace dumps). A plan
@@ -140,30 +147,67 @@ impl CommandSpec {
 }
 
 /// Shorthands for writing the tables.
-pub(crate) const fn input(option: &'static OptionSpec, role: &'static str, default: &'static str) -> Reads {
-    Reads { option, default: Some(default), usage: Use::Input { role, unless_flag: None }, versions: None }
+pub(crate) const fn input(
+    option: &'static OptionSpec,
+    role: &'static str,
+    default: &'static str,
+) -> Reads {
+    Reads {
+        option,
+        default: Some(default),
+        usage: Use::Input {
+            role,
+            unless_flag: None,
+        },
+        versions: None,
+    }
 }
 
 pub(crate) const fn setting(option: &'static OptionSpec) -> Reads {
-    Reads { option, default: None, usage: Use::Setting, versions: None }
+    Reads {
+        option,
+        default: None,
+        usage: Use::Setting,
+        versions: None,
+    }
 }
 
-pub(crate) const fn output_dir(option: &'static OptionSpec, default: &'static str, created_by_bb: bool) -> Reads {
-    Reads { option, default: Some(default), usage: Use::Output(OutputKind::Dir { created_by_bb }), versions: None }
+pub(crate) const fn output_dir(
+    option: &'static OptionSpec,
+    default: &'static str,
+    created_by_bb: bool,
+) -> Reads {
+    Reads {
+        option,
+        default: Some(default),
+        usage: Use::Output(OutputKind::Dir { created_by_bb }),
+        versions: None,
+    }
 }
 
 pub(crate) const fn output_file(option: &'static OptionSpec, default: &'static str) -> Reads {
-    Reads { option, default: Some(default), usage: Use::Output(OutputKind::File), versions: None }
+    Reads {
+        option,
+        default: Some(default),
+        usage: Use::Output(OutputKind::File),
+        versions: None,
+    }
 }
 
 impl Reads {
     /// The same entry, read only by the given versions of the command.
     pub(crate) const fn only(self, versions: &'static str) -> Reads {
-        Reads { versions: Some(versions), ..self }
+        Reads {
+            versions: Some(versions),
+            ..self
+        }
     }
 
     pub(crate) const fn with_default(self, default: &'static str) -> Reads {
-        Reads { default: Some(default), ..self }
+        Reads {
+            default: Some(default),
+            ..self
+        }
     }
 
     pub(crate) const fn with_usage(self, usage: Use) -> Reads {
@@ -175,13 +219,24 @@ impl Reads {
 mod tests {
     use super::*;
 
-    const OUT: OptionSpec =
-        OptionSpec { id: "output", names: &["-o", "--output_path"], takes_value: true, env: None, choices: &[] };
+    const OUT: OptionSpec = OptionSpec {
+        id: "output",
+        names: &["-o", "--output_path"],
+        takes_value: true,
+        env: None,
+        choices: &[],
+    };
 
     #[test]
     fn canonical_name_prefers_the_long_spelling() {
         assert_eq!(OUT.canonical_name(), "--output_path");
-        let short_only = OptionSpec { id: "x", names: &["-x"], takes_value: false, env: None, choices: &[] };
+        let short_only = OptionSpec {
+            id: "x",
+            names: &["-x"],
+            takes_value: false,
+            env: None,
+            choices: &[],
+        };
         assert_eq!(short_only.canonical_name(), "-x");
     }
 
@@ -190,7 +245,18 @@ mod tests {
         let r = input(&OUT, "bytecode", "./a").only("0.1-0.2");
         assert_eq!(r.default, Some("./a"));
         assert_eq!(r.versions, Some("0.1-0.2"));
-        assert!(matches!(r.usage, Use::Input { role: "bytecode", unless_flag: None }));
-        assert_eq!(output_dir(&OUT, "./o", true).usage, Use::Output(OutputKind::Dir { created_by_bb: true }));
+        assert!(matches!(
+            r.usage,
+            Use::Input {
+                role: "bytecode",
+                unless_flag: None
+            }
+        ));
+        assert_eq!(
+            output_dir(&OUT, "./o", true).usage,
+            Use::Output(OutputKind::Dir {
+                created_by_bb: true
+            })
+        );
     }
 }

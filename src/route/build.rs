@@ -7,13 +7,19 @@
 
 use super::plan::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLAN_VERSION};
 use super::verdict::{NativeCode as C, NativeReason};
-use crate::grammar::{Effective, Generation, Ignored, Invocation, Item, OutputKind, ParsedCommand, Reads, Use};
+use crate::grammar::{
+    Effective, Generation, Ignored, Invocation, Item, OutputKind, ParsedCommand, Reads, Use,
+};
 use std::path::{Path, PathBuf};
 
 /// The only scheme a plan is built for (`prove` / `write_vk`).
 const DELEGATED_SCHEME: &str = "ultra_honk";
 
-pub(super) fn build_plan(inv: &Invocation, cmd: &ParsedCommand, cwd: &str) -> Result<Plan, NativeReason> {
+pub(super) fn build_plan(
+    inv: &Invocation,
+    cmd: &ParsedCommand,
+    cwd: &str,
+) -> Result<Plan, NativeReason> {
     let output = check_plannable(cmd)?;
     let output_dir = plan_output(cmd, output, cwd)?;
     let inputs = plan_inputs(cmd, cwd, &output_dir.path)?;
@@ -32,7 +38,8 @@ pub(super) fn build_plan(inv: &Invocation, cmd: &ParsedCommand, cwd: &str) -> Re
 /// Everything that sends a delegated command native regardless of its files.
 fn check_plannable(cmd: &ParsedCommand) -> Result<&'static Reads, NativeReason> {
     let name = cmd.name();
-    let no_plan = |why: &str| NativeReason::new(C::NoPlan, format!("`{name}` {why}; no remote plan for it"));
+    let no_plan =
+        |why: &str| NativeReason::new(C::NoPlan, format!("`{name}` {why}; no remote plan for it"));
     if cmd.spec.opaque {
         return Err(no_plan("takes arguments this crate does not model"));
     }
@@ -48,15 +55,23 @@ fn check_plannable(cmd: &ParsedCommand) -> Result<&'static Reads, NativeReason> 
         let msg = format!("`{token}` is not an option of `{name}` (bb ignores it, but it may mean something here)");
         return Err(NativeReason::new(C::UnknownArgument, msg));
     }
-    if let Some(Item::Value { spelled, .. }) =
-        cmd.items.iter().find(|i| matches!(i, Item::Value { reads, .. } if reads.usage == Use::ExtraOutput))
+    if let Some(Item::Value { spelled, .. }) = cmd
+        .items
+        .iter()
+        .find(|i| matches!(i, Item::Value { reads, .. } if reads.usage == Use::ExtraOutput))
     {
-        return Err(NativeReason::new(C::ExtraOutput, format!("`{spelled}` writes a file outside the output directory")));
+        return Err(NativeReason::new(
+            C::ExtraOutput,
+            format!("`{spelled}` writes a file outside the output directory"),
+        ));
     }
     if let Some(reads) = cmd.spec.reads_id("scheme") {
         let scheme = cmd.effective(reads).value().unwrap_or(DELEGATED_SCHEME);
         if scheme != DELEGATED_SCHEME {
-            return Err(NativeReason::new(C::SchemeNotDelegated, format!("scheme `{scheme}` is not delegated")));
+            return Err(NativeReason::new(
+                C::SchemeNotDelegated,
+                format!("scheme `{scheme}` is not delegated"),
+            ));
         }
     }
     Ok(output)
@@ -65,7 +80,12 @@ fn check_plannable(cmd: &ParsedCommand) -> Result<&'static Reads, NativeReason> 
 /// bb opens relative paths from its cwd; join without touching the filesystem.
 /// `components()` drops `.` segments; `..` is kept (it may cross a symlink).
 fn resolve(cwd: &str, given: &str) -> String {
-    Path::new(cwd).join(given).components().collect::<PathBuf>().to_string_lossy().into_owned()
+    Path::new(cwd)
+        .join(given)
+        .components()
+        .collect::<PathBuf>()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn source_and_value<'a>(e: Effective<'a>) -> Option<(InputSource, &'a str)> {
@@ -77,16 +97,35 @@ fn source_and_value<'a>(e: Effective<'a>) -> Option<(InputSource, &'a str)> {
     }
 }
 
-fn plan_output(cmd: &ParsedCommand, output: &'static Reads, cwd: &str) -> Result<PlanOutputDir, NativeReason> {
+fn plan_output(
+    cmd: &ParsedCommand,
+    output: &'static Reads,
+    cwd: &str,
+) -> Result<PlanOutputDir, NativeReason> {
     let (source, given) = source_and_value(cmd.effective(output))
         .ok_or_else(|| NativeReason::new(C::NoPlan, "the output directory has no value"))?;
     match given {
         "-" => return Err(NativeReason::new(C::StdoutOutput, "`-o -` asks for stdout")),
-        "" => return Err(NativeReason::new(C::EmptyPath, "the output directory is an empty string")),
+        "" => {
+            return Err(NativeReason::new(
+                C::EmptyPath,
+                "the output directory is an empty string",
+            ))
+        }
         _ => {}
     }
-    let created_by_bb = matches!(output.usage, Use::Output(OutputKind::Dir { created_by_bb: true }));
-    Ok(PlanOutputDir { given: given.to_owned(), path: resolve(cwd, given), source, created_by_bb })
+    let created_by_bb = matches!(
+        output.usage,
+        Use::Output(OutputKind::Dir {
+            created_by_bb: true
+        })
+    );
+    Ok(PlanOutputDir {
+        given: given.to_owned(),
+        path: resolve(cwd, given),
+        source,
+        created_by_bb,
+    })
 }
 
 /// The inputs, each with the option it came from (`None` for implicit files).
@@ -97,14 +136,21 @@ fn plan_inputs(
 ) -> Result<Vec<(Option<&'static Reads>, PlanInput)>, NativeReason> {
     let mut inputs = Vec::new();
     for reads in cmd.spec.reads {
-        let Use::Input { role, unless_flag } = reads.usage else { continue };
-        let Some((source, given)) = source_and_value(cmd.effective(reads)) else { continue };
+        let Use::Input { role, unless_flag } = reads.usage else {
+            continue;
+        };
+        let Some((source, given)) = source_and_value(cmd.effective(reads)) else {
+            continue;
+        };
         let skipped_by_flag = unless_flag.is_some_and(|f| cmd.flag(f));
         if skipped_by_flag && source != InputSource::Flag {
             continue; // bb does not read it, and nobody named it
         }
         if given.is_empty() {
-            return Err(NativeReason::new(C::EmptyPath, format!("the {role} path is an empty string")));
+            return Err(NativeReason::new(
+                C::EmptyPath,
+                format!("the {role} path is an empty string"),
+            ));
         }
         let input = PlanInput {
             role: role.to_owned(),
@@ -151,11 +197,20 @@ impl<'a> Template<'a> {
         inputs: &'a [(Option<&'static Reads>, PlanInput)],
         output_dir: &'a PlanOutputDir,
     ) -> Self {
-        Self { inv, cmd, inputs, output_dir, argv: Vec::new(), dropped: Vec::new() }
+        Self {
+            inv,
+            cmd,
+            inputs,
+            output_dir,
+            argv: Vec::new(),
+            dropped: Vec::new(),
+        }
     }
 
     fn input_index(&self, reads: &Reads) -> Option<usize> {
-        self.inputs.iter().position(|(r, _)| r.is_some_and(|r| r.option == reads.option))
+        self.inputs
+            .iter()
+            .position(|(r, _)| r.is_some_and(|r| r.option == reads.option))
     }
 
     /// The placeholder for an option's file value, if it has one.
@@ -180,19 +235,44 @@ impl<'a> Template<'a> {
             Item::Command { index } => self.argv.push(lit(&self.inv.args[*index])),
             Item::Flag { spelled, .. } => self.argv.push(lit(spelled)),
             Item::Empty { .. } => self.argv.push(lit("")),
-            Item::Ignored { token, why: Ignored::MissingValue, .. } => self.dropped.push(token.clone()),
-            Item::Ignored { token, why: Ignored::Unknown, .. } => self.argv.push(lit(token)),
-            Item::Value { reads, spelled, value, joined, effective, .. } => {
+            Item::Ignored {
+                token,
+                why: Ignored::MissingValue,
+                ..
+            } => self.dropped.push(token.clone()),
+            Item::Ignored {
+                token,
+                why: Ignored::Unknown,
+                ..
+            } => self.argv.push(lit(token)),
+            Item::Value {
+                reads,
+                spelled,
+                value,
+                joined,
+                effective,
+                ..
+            } => {
                 if reads.usage == Use::Crs {
-                    self.dropped.extend(if *joined { vec![format!("{spelled}={value}")] } else { vec![spelled.clone(), value.clone()] });
+                    self.dropped.extend(if *joined {
+                        vec![format!("{spelled}={value}")]
+                    } else {
+                        vec![spelled.clone(), value.clone()]
+                    });
                     return;
                 }
-                let placeholder = if *effective { self.placeholder(reads) } else { None };
+                let placeholder = if *effective {
+                    self.placeholder(reads)
+                } else {
+                    None
+                };
                 match (placeholder, joined) {
                     (Some(p), _) => self.argv.extend([lit(spelled), p]),
                     // CLI11 reads `--long=value` the same as `-svalue`; `=` keeps a
                     // value starting with `-` attached to its option.
-                    (None, true) => self.argv.push(lit(format!("{}={value}", reads.option.canonical_name()))),
+                    (None, true) => self
+                        .argv
+                        .push(lit(format!("{}={value}", reads.option.canonical_name()))),
                     (None, false) => self.argv.extend([lit(spelled), lit(value)]),
                 }
             }
@@ -204,18 +284,26 @@ impl<'a> Template<'a> {
         if self.inv.generation == Generation::Modern {
             for env in &self.cmd.from_env {
                 if env.reads.usage == Use::Setting {
-                    self.argv.push(lit(format!("{}={}", env.reads.option.canonical_name(), env.value)));
+                    self.argv.push(lit(format!(
+                        "{}={}",
+                        env.reads.option.canonical_name(),
+                        env.value
+                    )));
                 }
             }
         }
         for (index, (reads, input)) in self.inputs.iter().enumerate() {
             if let Some(reads) = reads.filter(|_| input.source != InputSource::Flag) {
-                self.argv.extend([lit(reads.option.canonical_name()), ArgTemplate::Input(index)]);
+                self.argv.extend([
+                    lit(reads.option.canonical_name()),
+                    ArgTemplate::Input(index),
+                ]);
             }
         }
         if self.output_dir.source != InputSource::Flag {
             if let Some((reads, _)) = self.cmd.spec.output() {
-                self.argv.extend([lit(reads.option.canonical_name()), ArgTemplate::OutputDir]);
+                self.argv
+                    .extend([lit(reads.option.canonical_name()), ArgTemplate::OutputDir]);
             }
         }
     }

@@ -30,7 +30,8 @@ enum Report<'a> {
 pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process();
     let cwd = std::env::current_dir()?;
-    let verdict = parse(&args.argv, &env, GrammarHint::Auto).and_then(|inv| route(&inv, &env, &cwd));
+    let verdict =
+        parse(&args.argv, &env, GrammarHint::Auto).and_then(|inv| route(&inv, &env, &cwd));
     let verdict = match verdict {
         Ok(v) => v,
         Err(err) => {
@@ -46,7 +47,10 @@ pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[expect(clippy::print_stdout, reason = "the operator asked for this JSON on stdout")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the operator asked for this JSON on stdout"
+)]
 fn print_json(json: &str) {
     println!("{json}");
 }

@@ -32,7 +32,8 @@ pub enum DelegateSet {
     Only(BTreeSet<String>),
 }
 
-const EXPECTED: &str = "a comma-separated list of bb command names (e.g. `prove,avm_prove`), or `none`";
+const EXPECTED: &str =
+    "a comma-separated list of bb command names (e.g. `prove,avm_prove`), or `none`";
 
 impl DelegateSet {
     /// Read `BB_REMOTE_DELEGATE`; unset or empty means the default set.
@@ -40,13 +41,18 @@ impl DelegateSet {
         let Some(raw) = env.get(env_vars::DELEGATE) else {
             return Ok(Self::Default);
         };
-        let bad = |value: &str| BadValue { name: env_vars::DELEGATE, value: value.to_owned(), expected: EXPECTED };
+        let bad = |value: &str| BadValue {
+            name: env_vars::DELEGATE,
+            value: value.to_owned(),
+            expected: EXPECTED,
+        };
         if raw.trim() == "none" {
             return Ok(Self::Only(BTreeSet::new()));
         }
         let mut names = BTreeSet::new();
         for name in raw.split(',').map(str::trim) {
-            let known = tables::legacy_command(name).is_some() || tables::modern_command(name).is_some();
+            let known =
+                tables::legacy_command(name).is_some() || tables::modern_command(name).is_some();
             if !known || name.starts_with('-') {
                 return Err(bad(name));
             }

@@ -37,5 +37,8 @@ mod verdict;
 
 pub use cli::{run_cli, RouteArgs};
 pub use delegate_set::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
-pub use plan::{ArgTemplate, InputSource, PathMapping, Plan, PlanInput, PlanOutputDir, RenderError, PLAN_VERSION};
+pub use plan::{
+    ArgTemplate, InputSource, PathMapping, Plan, PlanInput, PlanOutputDir, RenderError,
+    PLAN_VERSION,
+};
 pub use verdict::{route, NativeCode, NativeReason, Route};

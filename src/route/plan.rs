@@ -126,7 +126,10 @@ impl Plan {
                         .inputs
                         .get(index)
                         .cloned()
-                        .ok_or_else(|| RenderError::MissingInput { index: *index, role: input.role.clone() })
+                        .ok_or_else(|| RenderError::MissingInput {
+                            index: *index,
+                            role: input.role.clone(),
+                        })
                 }
             })
             .collect()
@@ -136,7 +139,12 @@ impl Plan {
     /// that the local bb would read exactly as the original one.
     pub fn local_mapping(&self) -> PathMapping {
         PathMapping {
-            inputs: self.inputs.iter().enumerate().map(|(i, input)| (i, input.path.clone())).collect(),
+            inputs: self
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, input)| (i, input.path.clone()))
+                .collect(),
             output_dir: self.output_dir.path.clone(),
         }
     }
@@ -188,15 +196,30 @@ mod tests {
     #[test]
     fn renders_with_a_mapping() {
         let plan = sample();
-        let mapping = PathMapping { inputs: [(0, "/sb/in0".to_owned())].into(), output_dir: "/sb/out".into() };
-        assert_eq!(plan.render_argv(&mapping).unwrap(), ["cmd", "-b", "/sb/in0", "-o", "/sb/out"]);
-        assert_eq!(plan.render_argv(&plan.local_mapping()).unwrap(), ["cmd", "-b", "/w/b", "-o", "/w/o"]);
+        let mapping = PathMapping {
+            inputs: [(0, "/sb/in0".to_owned())].into(),
+            output_dir: "/sb/out".into(),
+        };
+        assert_eq!(
+            plan.render_argv(&mapping).unwrap(),
+            ["cmd", "-b", "/sb/in0", "-o", "/sb/out"]
+        );
+        assert_eq!(
+            plan.render_argv(&plan.local_mapping()).unwrap(),
+            ["cmd", "-b", "/w/b", "-o", "/w/o"]
+        );
     }
 
     #[test]
     fn a_missing_mapping_is_an_error_naming_the_role() {
         let err = sample().render_argv(&PathMapping::default()).unwrap_err();
-        assert_eq!(err, RenderError::MissingInput { index: 0, role: "bytecode".into() });
+        assert_eq!(
+            err,
+            RenderError::MissingInput {
+                index: 0,
+                role: "bytecode".into()
+            }
+        );
         assert!(err.to_string().contains("bytecode"));
     }
 
@@ -204,8 +227,12 @@ mod tests {
     fn json_is_stable_and_round_trips() {
         let plan = sample();
         let json = serde_json::to_string(&plan).unwrap();
-        assert!(json.starts_with(r#"{"plan_version":1,"generation":"legacy","command":"prove_tube","inputs":"#));
-        assert!(json.contains(r#"[{"literal":"cmd"},{"literal":"-b"},{"input":0},{"literal":"-o"},"output_dir"]"#));
+        assert!(json.starts_with(
+            r#"{"plan_version":1,"generation":"legacy","command":"prove_tube","inputs":"#
+        ));
+        assert!(json.contains(
+            r#"[{"literal":"cmd"},{"literal":"-b"},{"input":0},{"literal":"-o"},"output_dir"]"#
+        ));
         assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);
         assert_eq!(serde_json::to_string(&plan).unwrap(), json);
     }

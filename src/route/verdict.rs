@@ -66,7 +66,10 @@ pub enum NativeCode {
 
 impl NativeReason {
     pub(crate) fn new(code: NativeCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -80,33 +83,54 @@ pub fn route(invocation: &Invocation, env: &Env, cwd: &Path) -> Result<Route, Ba
     })
 }
 
-fn decide(invocation: &Invocation, delegate: &DelegateSet, cwd: &Path) -> Result<Plan, NativeReason> {
+fn decide(
+    invocation: &Invocation,
+    delegate: &DelegateSet,
+    cwd: &Path,
+) -> Result<Plan, NativeReason> {
     use NativeCode as C;
     let grammar = invocation.generation.as_str();
     let command = match &invocation.parsed {
         Parsed::Command(c) => c,
         Parsed::NotUtf8 { index } => {
-            return Err(NativeReason::new(C::NotUtf8, format!("argument {} is not valid UTF-8", index + 1)))
+            return Err(NativeReason::new(
+                C::NotUtf8,
+                format!("argument {} is not valid UTF-8", index + 1),
+            ))
         }
         Parsed::NoCommand => return Err(NativeReason::new(C::NoCommand, "no command given")),
         Parsed::Informational { token } => {
-            return Err(NativeReason::new(C::Informational, format!("`{token}` asks bb for help or its version")))
+            return Err(NativeReason::new(
+                C::Informational,
+                format!("`{token}` asks bb for help or its version"),
+            ))
         }
         Parsed::UnknownCommand { name } => {
-            return Err(NativeReason::new(C::UnknownCommand, format!("{grammar} bb has no command `{name}`")))
+            return Err(NativeReason::new(
+                C::UnknownCommand,
+                format!("{grammar} bb has no command `{name}`"),
+            ))
         }
         Parsed::BbError { exit_code, message } => {
             let msg = format!("{grammar} bb rejects this argv (exit {exit_code}): {message}");
             return Err(NativeReason::new(C::BbParseError, msg));
         }
-        Parsed::Unsupported { message } => return Err(NativeReason::new(C::UnsupportedSyntax, message.clone())),
+        Parsed::Unsupported { message } => {
+            return Err(NativeReason::new(C::UnsupportedSyntax, message.clone()))
+        }
     };
     if !delegate.contains(invocation.generation, command.name()) {
-        let msg = format!("{grammar} command `{}` is not in the delegated set", command.name());
+        let msg = format!(
+            "{grammar} command `{}` is not in the delegated set",
+            command.name()
+        );
         return Err(NativeReason::new(C::NotDelegated, msg));
     }
     let cwd = cwd.to_str().filter(|_| cwd.is_absolute()).ok_or_else(|| {
-        NativeReason::new(C::BadWorkingDirectory, format!("working directory {cwd:?} is not an absolute UTF-8 path"))
+        NativeReason::new(
+            C::BadWorkingDirectory,
+            format!("working directory {cwd:?} is not an absolute UTF-8 path"),
+        )
     })?;
     build_plan(invocation, command, cwd)
 }
