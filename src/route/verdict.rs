@@ -134,3 +134,34 @@ fn decide(
     })?;
     build_plan(invocation, command, cwd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grammar::{parse, GrammarHint};
+
+    fn code(line: &str) -> NativeCode {
+        let argv: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
+        let inv = parse(&argv, &Env::default(), GrammarHint::Auto).unwrap();
+        match route(&inv, &Env::default(), Path::new("/w")).unwrap() {
+            Route::Native(reason) => reason.code,
+            Route::Remote(plan) => panic!("{line}: remote {plan:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_outcomes_map_to_codes() {
+        assert_eq!(code(""), NativeCode::NoCommand);
+        assert_eq!(code("--version"), NativeCode::Informational);
+        assert_eq!(code("nope"), NativeCode::UnknownCommand);
+        assert_eq!(code("prove -b a -b b"), NativeCode::BbParseError);
+        assert_eq!(code("verify"), NativeCode::NotDelegated);
+    }
+
+    #[test]
+    fn codes_serialise_in_snake_case() {
+        let reason = NativeReason::new(NativeCode::SchemeNotDelegated, "x");
+        let json = serde_json::to_string(&reason).unwrap();
+        assert_eq!(json, r#"{"code":"scheme_not_delegated","message":"x"}"#);
+    }
+}
