@@ -3,3 +3,4 @@
 mod api;
 mod harness;
 mod lifecycle;
+mod proving;
