@@ -4,3 +4,5 @@ mod grammar;
 mod tes_client;
 mod store;
 mod worker;
+mod support;
+mod testbed;
