@@ -7,6 +7,8 @@ use bb_remote::config::Env;
 use bb_remote::store::{Digest, LocalCasCache, Store, StoreError, UploadTuning};
 use object_store::ObjectStoreExt;
 
+use crate::support::testbed::S3Server;
+
 /// Deterministic, non-repeating-looking content.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -186,95 +188,22 @@ async fn unreachable_s3_endpoint_is_transient() {
     assert!(err.is_transient(), "{err:?}");
 }
 
-/// A moto S3 server on a free loopback port with one bucket; killed on drop.
-// Interim: replace with the shared starter in `crate::support::testbed` once it lands.
-struct S3Server {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start(bucket: &str) -> Self {
-        let moto = Path::new(env!("CARGO_MANIFEST_DIR")).join(".testbed/venv/bin/moto_server");
-        assert!(
-            moto.exists(),
-            "{} is missing: run scripts/testbed first",
-            moto.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        server.create_bucket(bucket);
-        server
-    }
-
-    /// moto does not check signatures, so a bare HTTP PUT creates the bucket. Retried
-    /// while the server is still starting.
-    fn create_bucket(&self, bucket: &str) {
-        use std::io::{Read, Write};
-        let addr = self.endpoint.trim_start_matches("http://");
-        for _ in 0..300 {
-            if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
-                let request = format!(
-                    "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let mut reply = String::new();
-                let sent = conn
-                    .write_all(request.as_bytes())
-                    .and_then(|()| conn.read_to_string(&mut reply));
-                if sent.is_ok() && reply.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!(
-            "moto S3 server at {} never accepted a bucket",
-            self.endpoint
-        );
-    }
-
-    fn env(&self) -> Env {
-        Env::from_pairs([
-            ("AWS_ENDPOINT", self.endpoint.as_str()),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ])
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The store's view of the shared moto server: credentials through an injected Env.
+fn s3_env(s3: &S3Server) -> Env {
+    Env::from_pairs(s3.aws_env())
 }
 
 #[tokio::test]
 async fn s3_store_conformance() {
     let s3 = S3Server::start("bb-cas");
-    let store = Store::from_url("s3://bb-cas/team/a", &s3.env()).unwrap();
+    let store = Store::from_url("s3://bb-cas/team/a", &s3_env(&s3)).unwrap();
     conformance(&store).await;
 }
 
 #[tokio::test]
 async fn s3_large_file_goes_multipart_and_is_not_resent() {
     let s3 = S3Server::start("bb-big");
-    let store = Store::from_url("s3://bb-big/p", &s3.env())
+    let store = Store::from_url("s3://bb-big/p", &s3_env(&s3))
         .unwrap()
         .with_tuning(small_multipart());
     let work = tempfile::tempdir().unwrap();
@@ -309,7 +238,7 @@ async fn s3_concurrent_uploads_of_one_new_blob_all_succeed() {
     // Racing uploads meet S3's conditional PUT (If-None-Match); losing the race counts
     // as success, and the blob stays intact.
     let s3 = S3Server::start("bb-race");
-    let store = Store::from_url("s3://bb-race", &s3.env()).unwrap();
+    let store = Store::from_url("s3://bb-race", &s3_env(&s3)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let path = write(work.path(), "vk", b"verification key");
     let digest = Digest::of_bytes(b"verification key");
@@ -327,7 +256,7 @@ async fn s3_concurrent_uploads_of_one_new_blob_all_succeed() {
 #[tokio::test]
 async fn s3_wrong_credentials_or_bucket_are_not_transient() {
     let s3 = S3Server::start("bb-exists");
-    let store = Store::from_url("s3://no-such-bucket/p", &s3.env()).unwrap();
+    let store = Store::from_url("s3://no-such-bucket/p", &s3_env(&s3)).unwrap();
     let work = tempfile::tempdir().unwrap();
     let err = store
         .upload_cas(&write(work.path(), "f", b"x"))
