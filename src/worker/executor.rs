@@ -4,7 +4,8 @@
 //! outputs uploaded -> COMPLETE; or EXECUTOR_ERROR (an executor exited non-zero
 //! without `ignore_error`), CANCELED, or SYSTEM_ERROR (anything on the worker's side,
 //! with a line in `system_logs` saying what). The sandbox is deleted at the end
-//! whatever the outcome. Each executor log keeps the last [`TAIL_BYTES`] of stdout
+//! whatever the outcome. Outputs are uploaded only when every executor succeeded
+//! (a failed bb's partial files are not results). Each executor log keeps the last [`TAIL_BYTES`] of stdout
 //! and of stderr; the full streams go to the executor's `stdout`/`stderr` paths if
 //! the task names them.
 use std::sync::Arc;

@@ -165,7 +165,10 @@ mod tests {
         let (tx, mut rx) = watch::channel(Stop::Keep);
         let child = spawn(&spec).unwrap();
         let pid_file = dir.path().join("pid");
-        while std::fs::read_to_string(&pid_file).map_or(true, |s| !s.ends_with('\n')) {
+        for _ in 0..500 {
+            if std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tx.send_replace(Stop::Cancel);
