@@ -6,3 +6,4 @@ mod store;
 mod worker;
 mod support;
 mod testbed;
+mod passthrough;
