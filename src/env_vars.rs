@@ -35,6 +35,10 @@ env_vars! {
     FALLBACK = "BB_REMOTE_FALLBACK";
     /// Longest wait for a delegated task, in seconds.
     TIMEOUT = "BB_REMOTE_TIMEOUT";
+    /// CPU cores to request per delegated task (default: from the circuit).
+    CPU_CORES = "BB_REMOTE_CPU_CORES";
+    /// Memory in GiB to request per delegated task (default: from the circuit).
+    RAM_GB = "BB_REMOTE_RAM_GB";
     /// Path of the native bb executable (exec'd for passthrough).
     NATIVE_BIN = "BB_REMOTE_NATIVE_BIN";
     /// Path of a native libbb shared library (dlopen'd for passthrough).

@@ -24,10 +24,7 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
     if settings.backend.is_none() {
         return passthrough(env, argv);
     }
-    report(
-        &"delegation (BB_REMOTE_BACKEND) is not available in this build yet; unset it to run bb natively",
-        exit::CONFIG,
-    )
+    crate::delegate::run(&settings, env, argv)
 }
 
 fn passthrough(env: &Env, argv: &[OsString]) -> u8 {

@@ -1,0 +1,192 @@
+//! Writing a remote result's files into the caller's output directory: all or nothing.
+//!
+//! Every name is validated first (`outputs.rs`); each file is fetched into a temporary
+//! file inside the output directory (same file system, so the rename is atomic) and
+//! its SHA-256 checked; only when every file is verified are they renamed into place.
+//! On any failure every temporary file is removed and nothing is renamed. Shared by
+//! every transport.
+use std::path::{Path, PathBuf};
+
+use super::error::DelegateError;
+use super::outputs;
+use super::transport::{RemoteOutput, Transport};
+use crate::store::hash_file;
+
+/// Prefix of our temporary files, so an operator can tell them apart.
+const TEMP_PREFIX: &str = ".bb-remote-tmp";
+
+/// Write `results` into `out_dir` (created when `create_dir`, else it must exist).
+pub async fn write_outputs<T: Transport>(
+    transport: &T,
+    results: &[RemoteOutput],
+    out_dir: &Path,
+    create_dir: bool,
+) -> Result<(), DelegateError> {
+    let mut planned = Vec::with_capacity(results.len());
+    for output in results {
+        let relative = outputs::validate(&output.name)?;
+        let dest = out_dir.join(&relative);
+        outputs::check_not_link(&dest)?;
+        planned.push((output, dest));
+    }
+    if create_dir {
+        tokio::fs::create_dir_all(out_dir)
+            .await
+            .map_err(|e| io_error("creating the output directory", out_dir, e))?;
+    }
+    let mut temps = Temps::default();
+    let result = fetch_all(transport, &planned, out_dir, &mut temps).await;
+    if let Err(err) = result {
+        temps.remove_all().await;
+        return Err(err);
+    }
+    for ((_, dest), temp) in planned.iter().zip(&temps.paths) {
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error("creating", parent, e))?;
+        }
+        tokio::fs::rename(temp, dest)
+            .await
+            .map_err(|e| io_error("moving the output into place at", dest, e))?;
+    }
+    temps.paths.clear();
+    Ok(())
+}
+
+async fn fetch_all<T: Transport>(
+    transport: &T,
+    planned: &[(&RemoteOutput, PathBuf)],
+    out_dir: &Path,
+    temps: &mut Temps,
+) -> Result<(), DelegateError> {
+    for (i, (output, _)) in planned.iter().enumerate() {
+        let temp = out_dir.join(format!("{TEMP_PREFIX}-{}-{i}", std::process::id()));
+        temps.paths.push(temp.clone());
+        transport.fetch_output(output, &temp).await?;
+        let (digest, size) = hash_file(&temp).await?;
+        if digest != output.digest || size != output.size {
+            return Err(DelegateError::BadOutputs(format!(
+                "output {:?}: expected sha256:{} ({} bytes), got sha256:{digest} ({size} bytes)",
+                output.name, output.digest, output.size
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Temporary files written so far, removed unless handed over.
+#[derive(Default)]
+struct Temps {
+    paths: Vec<PathBuf>,
+}
+
+impl Temps {
+    async fn remove_all(&mut self) {
+        for path in self.paths.drain(..) {
+            let _ = tokio::fs::remove_file(&path).await;
+        }
+    }
+}
+
+impl Drop for Temps {
+    // A future dropped mid-fetch (e.g. on a signal) still cleans up.
+    fn drop(&mut self) {
+        for path in &self.paths {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn io_error(what: &str, path: &Path, err: std::io::Error) -> DelegateError {
+    DelegateError::Io(format!("{what} {}: {err}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delegate::transport::{Job, RemoteResult, UploadStats};
+    use crate::store::Digest;
+    use std::collections::BTreeMap;
+
+    /// Serves outputs from memory (a unit-test stand-in for a backend).
+    struct InMemory(BTreeMap<String, Vec<u8>>);
+
+    impl Transport for InMemory {
+        async fn stage_inputs(
+            &mut self,
+            _: &[PathBuf],
+        ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+            unreachable!()
+        }
+        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+            unreachable!()
+        }
+        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+            tokio::fs::write(dest, &self.0[&o.location]).await.unwrap();
+            Ok(())
+        }
+    }
+
+    fn output(name: &str, claimed: &[u8]) -> RemoteOutput {
+        RemoteOutput {
+            name: name.into(),
+            digest: Digest::of_bytes(claimed),
+            size: claimed.len() as u64,
+            location: name.into(),
+        }
+    }
+
+    fn backend(files: &[(&str, &[u8])]) -> InMemory {
+        InMemory(
+            files
+                .iter()
+                .map(|(n, c)| (n.to_string(), c.to_vec()))
+                .collect(),
+        )
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn verified_outputs_land_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let t = backend(&[("proof", b"P"), ("vk", b"V")]);
+        let results = [output("proof", b"P"), output("vk", b"V")];
+        write_outputs(&t, &results, &out, true).await.unwrap();
+        assert_eq!(listing(&out), ["proof", "vk"]);
+        assert_eq!(std::fs::read(out.join("vk")).unwrap(), b"V");
+    }
+
+    #[tokio::test]
+    async fn one_bad_digest_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = backend(&[("proof", b"P"), ("vk", b"tampered")]);
+        let results = [output("proof", b"P"), output("vk", b"V")];
+        let err = write_outputs(&t, &results, dir.path(), false)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DelegateError::BadOutputs(_)), "{err:?}");
+        assert!(listing(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn unsafe_names_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = backend(&[("proof", b"P"), ("../x", b"X")]);
+        let results = [output("proof", b"P"), output("../x", b"X")];
+        let err = write_outputs(&t, &results, &dir.path().join("o"), true)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("../x"), "{err}");
+        assert!(listing(dir.path()).is_empty());
+    }
+}
