@@ -11,6 +11,7 @@ use object_store::ObjectStoreExt;
 use serde_json::json;
 
 use super::harness::{Scratch, WorkerProc};
+use crate::support::testbed::S3Server;
 
 fn repo(rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
@@ -178,84 +179,15 @@ async fn hashchain_through_a_file_store_matches_bb_directly() {
 async fn hashchain_through_s3_matches_bb_directly() {
     let s3 = S3Server::start("bb-worker");
     let scratch = Scratch::new();
-    let store_url = "s3://bb-worker/proofs";
-    let worker = WorkerProc::start_with_env(&real_bb_args(&scratch, store_url), &s3.env_pairs());
-    let store = Store::from_url(store_url, &Env::from_pairs(s3.env_pairs())).unwrap();
+    let store_url = format!("{}/proofs", s3.url());
+    let aws_env = s3.aws_env();
+    let aws_pairs: Vec<(&str, &str)> = aws_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let worker = WorkerProc::start_with_env(&real_bb_args(&scratch, &store_url), &aws_pairs);
+    let store = Store::from_url(&store_url, &Env::from_pairs(aws_pairs)).unwrap();
     prove_through_worker(&worker, &store, "runs/s3").await;
     let listed = store
         .object_store()
         .head(&ObjectPath::from("proofs/runs/s3/prove/proof"))
         .await;
     assert!(listed.is_ok(), "proof not at the expected key: {listed:?}");
-}
-
-/// A moto S3 server on a free loopback port with one bucket; killed on drop.
-// Interim: replace with the shared starter in `crate::support::testbed` once it lands.
-struct S3Server {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start(bucket: &str) -> Self {
-        let moto = repo(".testbed/venv/bin/moto_server");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        server.create_bucket(bucket);
-        server
-    }
-
-    /// moto does not check signatures, so a bare HTTP PUT creates the bucket; retried
-    /// while the server starts.
-    fn create_bucket(&self, bucket: &str) {
-        use std::io::{Read, Write};
-        let addr = self.endpoint.trim_start_matches("http://");
-        for _ in 0..300 {
-            if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
-                let request = format!("PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                let mut reply = String::new();
-                let sent = conn
-                    .write_all(request.as_bytes())
-                    .and_then(|()| conn.read_to_string(&mut reply));
-                if sent.is_ok() && reply.starts_with("HTTP/1.1 200") {
-                    return;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!(
-            "moto S3 server at {} never accepted a bucket",
-            self.endpoint
-        );
-    }
-
-    fn env_pairs(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("AWS_ENDPOINT", self.endpoint.as_str()),
-            ("AWS_ALLOW_HTTP", "true"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ]
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
