@@ -3,11 +3,17 @@
 //! Layout (each module's docs say more):
 //! - [`grammar`]: bb's argv grammars (legacy and modern) as data; a faithful, I/O-free parse.
 //! - [`route`]: the verdict for a parsed invocation: `Remote(plan)` or `Native(reason)`.
-//! - [`native`]: passthrough to the native bb (exec or dlopen). The only `unsafe` code.
+//! - [`native`]: passthrough to the native bb (exec or dlopen).
 //! - [`shim`]: the `bb` binary's main: environment → parse → route → run.
 //! - [`store`]: content-addressed object storage (object_store).
 //! - [`tes`]: GA4GH TES v1.1 types.
 //! - [`worker`]: the reference TES proving backend (`bb-remote worker`).
+//!
+//! `unsafe` code lives in two places only, each block with a `SAFETY` comment:
+//! - [`native`]'s `library.rs`: dlopen a libbb, resolve `bb_main` and call it with a C
+//!   argv (the single-process passthrough has no other way to run bb);
+//! - [`worker::process`]: `prctl(PR_SET_PDEATHSIG)` in the forked child and `kill` of
+//!   the child's process group (std has no safe wrapper for either).
 #![warn(clippy::print_stdout)]
 
 pub mod config;
