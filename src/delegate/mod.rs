@@ -150,7 +150,7 @@ pub async fn execute_plan<T: Transport>(
 /// The inputs to send, as (plan index, local path), or `None` when bb itself must
 /// answer: a required input (or one named on argv) is missing or not a regular
 /// file, or a legacy output directory does not exist.
-fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
+pub fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
     if !plan.output_dir.created_by_bb && !Path::new(&plan.output_dir.path).is_dir() {
         return None;
     }
@@ -167,7 +167,7 @@ fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
     Some(present)
 }
 
-fn tes_transport(
+pub fn tes_transport(
     settings: &Settings,
     env: &Env,
     plan: &Plan,
@@ -215,7 +215,7 @@ fn attempt_id() -> String {
 }
 
 /// bb's stdout and stderr, byte for byte, then its exit code.
-fn replay_streams(result: &RemoteResult) -> u8 {
+pub fn replay_streams(result: &RemoteResult) -> u8 {
     let _ = std::io::stdout().write_all(&result.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&result.stderr);
