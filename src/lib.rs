@@ -4,6 +4,7 @@
 //! - [`grammar`]: bb's argv grammars (legacy and modern) as data; a faithful, I/O-free parse.
 //! - [`route`]: the verdict for a parsed invocation: `Remote(plan)` or `Native(reason)`.
 //! - [`native`]: passthrough to the native bb (exec or dlopen).
+//! - [`record`]: record and replay (CI fixtures) and `bb-remote fixtures`.
 //! - [`shim`]: the `bb` binary's main: environment → parse → route → run.
 //! - [`store`]: content-addressed object storage (object_store).
 //! - [`tes`]: GA4GH TES v1.1 types.
@@ -22,6 +23,7 @@ pub mod env_vars;
 pub mod exit;
 pub mod grammar;
 pub mod native;
+pub mod record;
 pub mod route;
 pub mod shim;
 pub mod store;

@@ -21,6 +21,10 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
         Ok(s) => s,
         Err(err) => return report(&err, exit::CONFIG),
     };
+    // Record/replay: two env lookups when unset, so passthrough stays cheap.
+    if let Some(code) = crate::record::intercept(&settings, env, argv) {
+        return code;
+    }
     if settings.backend.is_none() {
         return passthrough(env, argv);
     }

@@ -19,6 +19,8 @@ enum Command {
     Route(bb_remote::route::RouteArgs),
     /// Run the reference GA4GH TES proving backend.
     Worker(bb_remote::worker::WorkerArgs),
+    /// Inspect, verify and prune recorded fixtures (BB_REMOTE_RECORD / BB_REMOTE_REPLAY).
+    Fixtures(bb_remote::record::fixtures::FixturesArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Route(args) => bb_remote::route::run_cli(args),
         Command::Worker(args) => bb_remote::worker::run_cli(args),
+        Command::Fixtures(args) => bb_remote::record::fixtures::run_cli(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("bb-remote: error: {err:#}");

@@ -1,0 +1,448 @@
+//! The fixture directory's on-disk format: versioned JSON records plus
+//! content-addressed blobs.
+//!
+//! ```text
+//! <dir>/records/<key>.json      one Record per invocation key
+//! <dir>/blobs/sha256/<hex>      output files, stdout, stderr (by SHA-256)
+//! <dir>/tmp/                    temporary files, renamed into place when complete
+//! ```
+//!
+//! Compatibility rule: [`FORMAT_VERSION`] changes whenever a field changes meaning or
+//! is removed; readers refuse every version they do not know (exit 65). New optional
+//! fields may be added without a bump; readers ignore fields they do not know.
+//!
+//! Concurrency: every file is written to `tmp/` and renamed into place, so readers
+//! never see a partial file; blobs are named by their content, so two recorders
+//! writing the same blob write the same bytes.
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::route::{ArgTemplate, InputSource};
+use crate::store::Digest;
+
+/// Version of the record format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest record file read (a record is a few KiB; anything huge is not ours).
+const MAX_RECORD_BYTES: u64 = 16 << 20;
+/// Largest stdout/stderr blob read into memory for replay.
+pub const MAX_STREAM_BYTES: u64 = 256 << 20;
+
+/// One recorded invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub format_version: u32,
+    /// The invocation key (`delegate::key`), also the record's file name.
+    pub key: String,
+    /// `delegated` (ran on the backend) or `native` (ran on the local bb).
+    pub mode: Mode,
+    pub generation: crate::grammar::Generation,
+    pub command: String,
+    /// The normalised argv: file arguments are placeholders (`{"input": n}`,
+    /// `"output_dir"`), so local paths never appear.
+    pub argv: Vec<ArgTemplate>,
+    pub inputs: Vec<RecordInput>,
+    pub outputs: Vec<RecordOutput>,
+    pub stdout: StreamRef,
+    pub stderr: StreamRef,
+    /// bb's exit code; a death by signal n is 128+n.
+    pub exit_code: i32,
+    pub wall_time_ms: u64,
+    /// `bb --version` of the native bb, or the executor image for delegated runs.
+    pub bb_version: Option<String>,
+    /// RFC 3339 time the record was written.
+    pub recorded_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Delegated,
+    Native,
+}
+
+/// One input of the plan: its role, the name the caller gave, and its content digest
+/// (`None` when the optional file was absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordInput {
+    pub role: String,
+    pub name: String,
+    pub source: InputSource,
+    pub sha256: Option<Digest>,
+    pub size: Option<u64>,
+}
+
+/// One file bb wrote, relative to its output directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOutput {
+    pub name: String,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+/// A captured byte stream, stored as a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRef {
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+/// Why a fixture directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a fixture record: {reason}", path = .path.display())]
+    Malformed { path: PathBuf, reason: String },
+    #[error(
+        "{path}: record format version {found} is not supported (this build reads version {FORMAT_VERSION}); \
+         help: re-record the fixtures with this bb-remote",
+        path = .path.display()
+    )]
+    UnknownVersion { path: PathBuf, found: u64 },
+    #[error("blob sha256:{digest} is missing from {dir}", dir = .dir.display())]
+    MissingBlob { digest: Digest, dir: PathBuf },
+    #[error("blob {path} is corrupt: expected sha256:{expected} ({expected_size} bytes), found sha256:{found} ({found_size} bytes)", path = .path.display())]
+    CorruptBlob {
+        path: PathBuf,
+        expected: Digest,
+        expected_size: u64,
+        found: Digest,
+        found_size: u64,
+    },
+    #[error("blob {path} is larger than {MAX_STREAM_BYTES} bytes", path = .path.display())]
+    TooLarge { path: PathBuf },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FormatError + '_ {
+    move |source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Whether `key` looks like an invocation key (64 lowercase hex digits); anything else
+/// must never become a path.
+pub fn is_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A fixture directory.
+#[derive(Debug, Clone)]
+pub struct FixtureDir {
+    root: PathBuf,
+}
+
+impl FixtureDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn records_dir(&self) -> PathBuf {
+        self.root.join("records")
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn record_path(&self, key: &str) -> PathBuf {
+        self.records_dir().join(format!("{key}.json"))
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// A new temporary file in `tmp/` (unique per process, time and call).
+    fn temp_file(&self) -> Result<(PathBuf, std::fs::File), FormatError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = self.tmp_dir();
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{}-{nanos:x}-{n}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok((path, file))
+    }
+
+    /// Move a finished temporary file to `dest` (atomic: same file system).
+    fn publish(&self, temp: &Path, dest: &Path) -> Result<(), FormatError> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::rename(temp, dest).map_err(|e| {
+            let _ = std::fs::remove_file(temp);
+            io(dest)(e)
+        })
+    }
+
+    /// Store `bytes` as a blob; returns its reference.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<StreamRef, FormatError> {
+        let digest = Digest::of_bytes(bytes);
+        let dest = self.blob_path(&digest);
+        if !dest.exists() {
+            let (temp, mut file) = self.temp_file()?;
+            file.write_all(bytes).map_err(io(&temp))?;
+            drop(file);
+            self.publish(&temp, &dest)?;
+        }
+        Ok(StreamRef {
+            sha256: digest,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Copy the file at `src` into a blob, hashing while copying.
+    pub fn put_file(&self, src: &Path) -> Result<StreamRef, FormatError> {
+        let mut input = std::fs::File::open(src).map_err(io(src))?;
+        let (temp, mut file) = self.temp_file()?;
+        let copied = copy_hashing(&mut input, &mut file).map_err(io(src));
+        drop(file);
+        let (digest, size) = match copied {
+            Ok(done) => done,
+            Err(err) => {
+                let _ = std::fs::remove_file(&temp);
+                return Err(err);
+            }
+        };
+        self.publish(&temp, &self.blob_path(&digest))?;
+        Ok(StreamRef {
+            sha256: digest,
+            size,
+        })
+    }
+
+    /// Check that the blob exists and has the expected digest and size.
+    pub fn verify_blob(&self, digest: &Digest, size: u64) -> Result<(), FormatError> {
+        let path = self.blob_path(digest);
+        let mut file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => FormatError::MissingBlob {
+                digest: *digest,
+                dir: self.root.clone(),
+            },
+            _ => io(&path)(e),
+        })?;
+        let (found, found_size) =
+            copy_hashing(&mut file, &mut std::io::sink()).map_err(io(&path))?;
+        if found != *digest || found_size != size {
+            return Err(FormatError::CorruptBlob {
+                path,
+                expected: *digest,
+                expected_size: size,
+                found,
+                found_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// A stream blob's bytes, verified.
+    pub fn read_stream(&self, stream: &StreamRef) -> Result<Vec<u8>, FormatError> {
+        let path = self.blob_path(&stream.sha256);
+        if stream.size > MAX_STREAM_BYTES {
+            return Err(FormatError::TooLarge { path });
+        }
+        self.verify_blob(&stream.sha256, stream.size)?;
+        std::fs::read(&path).map_err(io(&path))
+    }
+
+    /// Write `record` to `records/<key>.json` (temporary file, then rename).
+    pub fn put_record(&self, record: &Record) -> Result<PathBuf, FormatError> {
+        let json = serde_json::to_vec_pretty(record).expect("plain structs always serialise");
+        let (temp, mut file) = self.temp_file()?;
+        file.write_all(&json).map_err(io(&temp))?;
+        drop(file);
+        let dest = self.record_path(&record.key);
+        self.publish(&temp, &dest)?;
+        Ok(dest)
+    }
+
+    /// The record for `key`, `Ok(None)` when there is none.
+    pub fn get_record(&self, key: &str) -> Result<Option<Record>, FormatError> {
+        let path = self.record_path(key);
+        if !is_key(key) || !path.is_file() {
+            return Ok(None);
+        }
+        read_record(&path).map(Some)
+    }
+
+    /// Every record file (sorted by name), each parsed or with its error.
+    pub fn records(&self) -> Vec<(PathBuf, Result<Record, FormatError>)> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.records_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let parsed = read_record(&p);
+                (p, parsed)
+            })
+            .collect()
+    }
+}
+
+/// Parse one record file, refusing unknown versions before reading any other field.
+pub fn read_record(path: &Path) -> Result<Record, FormatError> {
+    let malformed = |reason: String| FormatError::Malformed {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(path))?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(malformed(format!("larger than {MAX_RECORD_BYTES} bytes")));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
+    let version = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| malformed("no numeric format_version".into()))?;
+    if version != u64::from(FORMAT_VERSION) {
+        return Err(FormatError::UnknownVersion {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    let record: Record = serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if !is_key(&record.key) || record.key != stem {
+        return Err(malformed(format!(
+            "key {:?} does not match the file name",
+            record.key
+        )));
+    }
+    Ok(record)
+}
+
+/// Copy `from` into `to`, returning the SHA-256 and length of what was copied.
+fn copy_hashing(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<(Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    to.flush()?;
+    let hex = hex::encode(hasher.finalize());
+    Ok((hex.parse().expect("sha256 hex is a digest"), total))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample(dir: &FixtureDir) -> Record {
+        let stdout = dir.put_bytes(b"out\n").unwrap();
+        let stderr = dir.put_bytes(b"err\n").unwrap();
+        let proof = dir.put_bytes(b"proof").unwrap();
+        Record {
+            format_version: FORMAT_VERSION,
+            key: "ab".repeat(32),
+            mode: Mode::Native,
+            generation: crate::grammar::Generation::Modern,
+            command: "prove".into(),
+            argv: vec![ArgTemplate::Literal("prove".into()), ArgTemplate::OutputDir],
+            inputs: vec![],
+            outputs: vec![RecordOutput {
+                name: "proof".into(),
+                sha256: proof.sha256,
+                size: proof.size,
+            }],
+            stdout,
+            stderr,
+            exit_code: 0,
+            wall_time_ms: 5,
+            bb_version: None,
+            recorded_at: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_blobs_verify() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new(tmp.path());
+        let record = sample(&dir);
+        dir.put_record(&record).unwrap();
+        assert_eq!(dir.get_record(&record.key).unwrap(), Some(record.clone()));
+        assert_eq!(dir.read_stream(&record.stdout).unwrap(), b"out\n");
+        assert_eq!(std::fs::read_dir(dir.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_tampered_blob_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new(tmp.path());
+        let r = dir.put_bytes(b"hello").unwrap();
+        std::fs::write(dir.blob_path(&r.sha256), b"hellO").unwrap();
+        let err = dir.read_stream(&r).unwrap_err();
+        assert!(matches!(err, FormatError::CorruptBlob { .. }), "{err}");
+        std::fs::remove_file(dir.blob_path(&r.sha256)).unwrap();
+        let err = dir.verify_blob(&r.sha256, r.size).unwrap_err();
+        assert!(matches!(err, FormatError::MissingBlob { .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_versions_and_bad_names_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new(tmp.path());
+        let record = sample(&dir);
+        let path = dir.put_record(&record).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"format_version\": 1", "\"format_version\": 99"),
+        )
+        .unwrap();
+        let err = dir.get_record(&record.key).unwrap_err();
+        assert!(
+            matches!(err, FormatError::UnknownVersion { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("version 99"), "{err}");
+        let other = dir.records_dir().join(format!("{}.json", "cd".repeat(32)));
+        std::fs::write(&other, text).unwrap();
+        assert!(matches!(
+            read_record(&other),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert_eq!(dir.get_record("../../etc/passwd").unwrap(), None);
+    }
+}
