@@ -7,3 +7,4 @@ mod worker;
 mod support;
 mod testbed;
 mod passthrough;
+mod record;
