@@ -9,16 +9,23 @@
 //! - [`store`]: content-addressed object storage (object_store).
 //! - [`tes`]: GA4GH TES v1.1 types.
 //! - [`worker`]: the reference TES proving backend (`bb-remote worker`).
+//! - [`doctor`]: `bb-remote doctor`, which checks configuration, store, backend and
+//!   native bb and says what is wrong.
 //!
-//! `unsafe` code lives in two places only, each block with a `SAFETY` comment:
+//! `unsafe` code lives in four places only, each block with a `SAFETY` comment:
 //! - [`native`]'s `library.rs`: dlopen a libbb, resolve `bb_main` and call it with a C
 //!   argv (the single-process passthrough has no other way to run bb);
 //! - [`worker::process`]: `prctl(PR_SET_PDEATHSIG)` in the forked child and `kill` of
-//!   the child's process group (std has no safe wrapper for either).
+//!   the child's process group (std has no safe wrapper for either);
+//! - [`record`]'s `child.rs`: `kill` to forward SIGINT/SIGTERM to the native bb child
+//!   being recorded;
+//! - [`doctor`]'s `native.rs`: dlopen a libbb and look its symbol up, never calling
+//!   it, to check what passthrough would load.
 #![warn(clippy::print_stdout)]
 
 pub mod config;
 pub mod delegate;
+pub mod doctor;
 pub mod env_vars;
 pub mod exit;
 pub mod grammar;

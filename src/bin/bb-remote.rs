@@ -21,6 +21,8 @@ enum Command {
     Worker(bb_remote::worker::WorkerArgs),
     /// Inspect, verify and prune recorded fixtures (BB_REMOTE_RECORD / BB_REMOTE_REPLAY).
     Fixtures(bb_remote::record::fixtures::FixturesArgs),
+    /// Check configuration, store, backend and native bb; exit 1 if anything is broken.
+    Doctor(bb_remote::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Route(args) => bb_remote::route::run_cli(args),
         Command::Worker(args) => bb_remote::worker::run_cli(args),
         Command::Fixtures(args) => bb_remote::record::fixtures::run_cli(args),
+        Command::Doctor(args) => bb_remote::doctor::run_cli(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("bb-remote: error: {err:#}");

@@ -1,0 +1,244 @@
+//! `bb-remote doctor`: check each piece the shim depends on and say what is wrong.
+//!
+//! Checks, in order (each one line, with indented detail lines where useful):
+//! - `config`: every `BB_REMOTE_*` variable that is set (tokens as set/unset only),
+//!   unknown `BB_REMOTE_*` names, and [`Settings::load`] errors ([`config_check`]);
+//! - `store`: write, read back and delete a probe object under `doctor/` ([`store_check`]);
+//! - `backend` and `token`: TES service-info, then `GET /tasks?page_size=1` with the
+//!   token, where 401/403 means a wrong or missing token ([`backend_check`]);
+//! - `native`: how the native bb is found, its `--version`, or for a library that it
+//!   loads and the symbol resolves - never called ([`native`]);
+//! - `delegate`: the delegated command set per grammar ([`config_check`]).
+//!
+//! A check of something not configured is a `skip` saying why (no backend means
+//! passthrough-only mode). The command exits [`EXIT_PROBLEMS`] when any check fails.
+//! Every network check has a bound of a few seconds. The report goes to stdout: this
+//! is the operator's tool, not the shim.
+
+pub mod backend_check;
+pub mod config_check;
+pub mod native;
+pub mod store_check;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::Env;
+
+/// Exit code of `bb-remote doctor` when at least one check failed.
+pub const EXIT_PROBLEMS: u8 = 1;
+
+/// Longest time one network or process check may take before it is reported failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `bb-remote doctor`: check configuration, store, backend and native bb.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print the report as one JSON document instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// The `bb` shim whose setup to check: discovery of the native bb looks beside it
+    /// (default: `bb` beside this bb-remote, else bb-remote itself).
+    #[arg(long, value_name = "PATH")]
+    pub shim: Option<PathBuf>,
+}
+
+/// What one check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// Works, but something looks unintended (e.g. an unknown `BB_REMOTE_*` name).
+    Warn,
+    /// Not configured, so not checked; the summary says why.
+    Skip,
+    /// Broken in a way the configured mode needs; the summary says what to set.
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub summary: String,
+    /// Extra lines printed indented under the summary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl Check {
+    pub fn new(name: &'static str, status: Status, summary: impl Into<String>) -> Self {
+        Self {
+            name,
+            status,
+            summary: summary.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Every check, in the order run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// False when any check failed.
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn new(checks: Vec<Check>) -> Self {
+        Self {
+            ok: checks.iter().all(|c| c.status != Status::Fail),
+            checks,
+        }
+    }
+
+    /// The text form: `<status> <check> <summary>`, details indented below.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for check in &self.checks {
+            out.push_str(&format!(
+                "{:<5} {:<9} {}\n",
+                check.status.label(),
+                check.name,
+                check.summary
+            ));
+            for line in &check.details {
+                out.push_str(&format!("{:16}{line}\n", ""));
+            }
+        }
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .count();
+        if failed > 0 {
+            out.push_str(&format!("{failed} check(s) failed\n"));
+        }
+        out
+    }
+}
+
+/// Run every check against `env`. `shim_exe` is the `bb` shim native discovery looks
+/// beside (and must not find itself).
+pub async fn diagnose(env: &Env, shim_exe: Option<&Path>) -> Report {
+    let mut checks = vec![config_check::check_config(env)];
+    checks.push(store_check::check_store(env).await);
+    checks.extend(backend_check::check_backend(env).await);
+    checks.push(native::check_native(env, shim_exe).await);
+    checks.push(config_check::check_delegate_set(env));
+    Report::new(checks)
+}
+
+pub fn run_cli(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let env = Env::from_process();
+    let shim = args.shim.or_else(default_shim);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(diagnose(&env, shim.as_deref()));
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
+    } else {
+        report.render_text()
+    };
+    print_report(&text);
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEMS)
+    })
+}
+
+/// `bb` beside this executable when it exists (the usual install), else ourselves.
+fn default_shim() -> Option<PathBuf> {
+    let me = std::env::current_exe().ok()?;
+    let beside = me.with_file_name("bb");
+    Some(if beside.is_file() { beside } else { me })
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the operator asked for this report on stdout"
+)]
+fn print_report(text: &str) {
+    print!("{text}");
+}
+
+/// An error and its sources on one line, `outer: inner: ...`, for summaries.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        // Some errors repeat their source's message; do not print it twice.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text.replace('\n', "; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_failure_makes_the_report_fail_and_text_counts_them() {
+        let report = Report::new(vec![
+            Check::new("config", Status::Ok, "fine"),
+            Check::new("store", Status::Skip, "unset"),
+        ]);
+        assert!(report.ok);
+        assert!(!report.render_text().contains("failed"));
+        let report = Report::new(vec![
+            Check::new("config", Status::Ok, "fine").with_details(vec!["A=1".into()]),
+            Check::new("backend", Status::Fail, "down"),
+        ]);
+        assert!(!report.ok);
+        let text = report.render_text();
+        assert!(text.starts_with("ok    config    fine\n"), "{text}");
+        assert!(text.contains("\n                A=1\n"), "{text}");
+        assert!(text.contains("FAIL  backend   down\n"), "{text}");
+        assert!(text.ends_with("1 check(s) failed\n"), "{text}");
+    }
+
+    #[test]
+    fn json_names_each_status() {
+        let report = Report::new(vec![Check::new("native", Status::Fail, "missing")]);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["checks"][0]["status"], "fail");
+        assert_eq!(json["checks"][0]["name"], "native");
+    }
+
+    #[test]
+    fn error_chain_joins_sources_once() {
+        let io = std::io::Error::other("connection refused");
+        let outer = anyhow::Error::new(io).context("cannot reach http://x");
+        let text = error_chain(outer.as_ref());
+        assert_eq!(text, "cannot reach http://x: connection refused");
+    }
+}
