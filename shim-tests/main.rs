@@ -1,5 +1,6 @@
 mod dockerfile;
 mod docs;
+mod doctor;
 mod grammar;
 mod tes_client;
 mod store;
