@@ -211,6 +211,22 @@ fn miss_names_the_nearest_recorded_invocation(s: &Scratch, fixtures: &Path, d: &
         "{}",
         out.stderr
     );
+
+    // BB_REMOTE_REPLAY_MISS=native: a miss runs on the native bb instead.
+    let bytecode = d.join("bytecode").display().to_string();
+    let gates = ["gates", "-b", &bytecode, "--include_gates_per_opcode"];
+    run(replaying(s, fixtures).args(gates)).assert_code(66, "gates miss");
+    let native = run(replaying(s, fixtures)
+        .env("BB_REMOTE_REPLAY_MISS", "native")
+        .env("BB_REMOTE_NATIVE_BIN", &testbed().bb)
+        .args(gates));
+    native.assert_code(0, "gates miss run natively");
+    assert!(String::from_utf8_lossy(&native.stdout).contains("gates_per_opcode"));
+    assert!(
+        native.stderr.contains("running bb natively"),
+        "{}",
+        native.stderr
+    );
 }
 
 fn tampered_blob_is_refused(s: &Scratch, fixtures: &Path, d: &Path) {
