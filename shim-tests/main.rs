@@ -1,11 +1,12 @@
+mod delegate;
 mod dockerfile;
 mod docs;
 mod doctor;
 mod grammar;
-mod tes_client;
-mod store;
-mod worker;
-mod support;
-mod testbed;
 mod passthrough;
 mod record;
+mod store;
+mod support;
+mod tes_client;
+mod testbed;
+mod worker;

@@ -1,0 +1,219 @@
+//! Shared setup for the delegation tests: a real `bb-remote worker` (the worker
+//! tests' harness) running the test bed's bb 5.0.0, and the `bb` shim pointed at it.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::testbed::{circuit, run, testbed, Outcome, S3Server, Scratch};
+use crate::worker::harness::{Scratch as WorkerScratch, WorkerProc};
+
+/// Where the backend keeps its objects.
+pub enum StoreKind {
+    File,
+    S3(S3Server),
+}
+
+/// A worker plus the store settings a shim needs to reach it.
+pub struct Backend {
+    pub worker: WorkerProc,
+    pub worker_scratch: WorkerScratch,
+    pub store_url: String,
+    pub store_env: Vec<(&'static str, String)>,
+    _s3: Option<S3Server>,
+}
+
+impl Backend {
+    /// A worker running the real bb with the test CRS. `extra` worker flags (e.g. `--token`).
+    pub fn real_bb(kind: StoreKind, extra: &[&str]) -> Self {
+        let tb = testbed();
+        Self::start(kind, tb.bb.clone(), extra)
+    }
+
+    /// A worker that runs `bb` (e.g. a stand-in legacy bb) for every image.
+    pub fn start(kind: StoreKind, bb: PathBuf, extra: &[&str]) -> Self {
+        let worker_scratch = WorkerScratch::new();
+        let (store_url, store_env, s3) = match kind {
+            StoreKind::File => (worker_scratch.store_url(), Vec::new(), None),
+            StoreKind::S3(server) => (server.url(), server.aws_env(), Some(server)),
+        };
+        let mut args = vec![
+            "--store".to_owned(),
+            store_url.clone(),
+            "--data-dir".into(),
+            worker_scratch.data_dir().display().to_string(),
+            "--bb".into(),
+            bb.display().to_string(),
+            "--crs-dir".into(),
+            testbed().crs_dir.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let env: Vec<(&str, &str)> = store_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let worker = WorkerProc::start_with_env(&args, &env);
+        Self {
+            worker,
+            worker_scratch,
+            store_url,
+            store_env,
+            _s3: s3,
+        }
+    }
+
+    /// The shim (`bb`) in `scratch` pointed at this backend; the native bb is the test
+    /// bed's (for passthrough and fallback).
+    pub fn shim(&self, scratch: &Scratch) -> Command {
+        self.shim_to(scratch, &self.worker.base)
+    }
+
+    /// The shim pointed at `backend_url` (e.g. a fault-injecting proxy in front).
+    pub fn shim_to(&self, scratch: &Scratch, backend_url: &str) -> Command {
+        let mut cmd = scratch.command(env!("CARGO_BIN_EXE_bb"));
+        cmd.env("BB_REMOTE_BACKEND", backend_url)
+            .env("BB_REMOTE_STORE", &self.store_url)
+            .env("BB_REMOTE_NATIVE_BIN", &testbed().bb)
+            .envs(self.store_env.iter().map(|(k, v)| (*k, v)));
+        cmd
+    }
+
+    /// Every task the worker knows (FULL view).
+    pub async fn tasks(&self) -> Vec<bb_remote::tes::types::Task> {
+        let (status, body) = self.worker.get_path("/ga4gh/tes/v1/tasks?view=FULL").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body["tasks"].clone()).unwrap()
+    }
+}
+
+/// The Aztec client's job directory for one circuit: `<Artifact>-bytecode` (the
+/// artifact's bytecode, base64-decoded as the client writes it), `<Artifact>-vk`
+/// (from the real bb's `write_vk`) and `partial-witness.gz`.
+pub struct AztecJob {
+    pub dir: PathBuf,
+    pub artifact: String,
+}
+
+impl AztecJob {
+    pub fn new(scratch: &Scratch, name: &str, artifact: &str) -> Self {
+        let c = circuit(name);
+        let dir = scratch.path(format!("job-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&c.program).unwrap()).unwrap();
+        let bytecode_b64 = json["bytecode"].as_str().unwrap();
+        let job = Self {
+            dir,
+            artifact: artifact.to_owned(),
+        };
+        // Through files, not pipes: a pipe both ways can fill and deadlock.
+        let b64 = job.dir.join("bytecode.b64");
+        std::fs::write(&b64, bytecode_b64).unwrap();
+        let out = Command::new("base64").arg("-d").arg(&b64).output().unwrap();
+        assert!(out.status.success());
+        std::fs::remove_file(&b64).unwrap();
+        std::fs::write(job.bytecode(), out.stdout).unwrap();
+        std::fs::copy(&c.witness, job.witness()).unwrap();
+        let vk_dir = job.dir.join("vk-out");
+        let outcome = direct_bb(
+            scratch,
+            &[
+                "write_vk",
+                "--scheme",
+                "ultra_honk",
+                "--oracle_hash",
+                "poseidon2",
+                "--disable_zk",
+                "-b",
+                job.bytecode().to_str().unwrap(),
+                "-o",
+                vk_dir.to_str().unwrap(),
+            ],
+        );
+        outcome.assert_code(0, "bb write_vk");
+        std::fs::rename(vk_dir.join("vk"), job.vk()).unwrap();
+        std::fs::remove_dir_all(vk_dir).unwrap();
+        job
+    }
+
+    pub fn bytecode(&self) -> PathBuf {
+        self.dir.join(format!("{}-bytecode", self.artifact))
+    }
+    pub fn vk(&self) -> PathBuf {
+        self.dir.join(format!("{}-vk", self.artifact))
+    }
+    pub fn witness(&self) -> PathBuf {
+        self.dir.join("partial-witness.gz")
+    }
+
+    /// The Aztec 4.x client's exact `prove` argv, writing into `out`.
+    pub fn prove_argv(&self, out: &Path) -> Vec<String> {
+        [
+            "prove",
+            "--scheme",
+            "ultra_honk",
+            "--oracle_hash",
+            "poseidon2",
+            "--disable_zk",
+            "-o",
+            out.to_str().unwrap(),
+            "-b",
+            self.bytecode().to_str().unwrap(),
+            "-k",
+            self.vk().to_str().unwrap(),
+            "-w",
+            self.witness().to_str().unwrap(),
+            "-v",
+            "-v",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// The real bb run directly with the test CRS (`-c` after the subcommand).
+pub fn direct_bb(scratch: &Scratch, args: &[&str]) -> Outcome {
+    let mut cmd = scratch.command(&testbed().bb);
+    cmd.arg(args[0])
+        .arg("-c")
+        .arg(&testbed().crs_dir)
+        .args(&args[1..]);
+    run(&mut cmd)
+}
+
+/// Files directly in `dir`, sorted, with their bytes.
+pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap())
+                .map(|e| {
+                    (
+                        e.file_name().into_string().unwrap(),
+                        std::fs::read(e.path()).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// The shim's upload line: (files sent, bytes sent).
+pub fn uploaded(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("bb-remote: inputs:"))
+        .unwrap_or_else(|| panic!("no upload line in stderr:\n{stderr}"));
+    let after = line.split("uploaded ").nth(1).unwrap();
+    let nums: Vec<u64> = after
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// stderr without the shim's own `bb-remote:` lines (what bb itself wrote).
+pub fn bb_stderr(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("bb-remote:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
