@@ -15,7 +15,7 @@ pub enum StoreKind {
 /// A worker plus the store settings a shim needs to reach it.
 pub struct Backend {
     pub worker: WorkerProc,
-    pub worker_scratch: WorkerScratch,
+    pub _worker_scratch: WorkerScratch,
     pub store_url: String,
     pub store_env: Vec<(&'static str, String)>,
     _s3: Option<S3Server>,
@@ -50,7 +50,7 @@ impl Backend {
         let worker = WorkerProc::start_with_env(&args, &env);
         Self {
             worker,
-            worker_scratch,
+            _worker_scratch: worker_scratch,
             store_url,
             store_env,
             _s3: s3,
@@ -216,4 +216,16 @@ pub fn bb_stderr(stderr: &str) -> String {
         .filter(|l| !l.starts_with("bb-remote:"))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// [`run`] on a blocking thread, for async tests that also serve a proxy.
+pub async fn run_blocking(mut command: Command) -> Outcome {
+    tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .unwrap()
+}
+
+/// The local path of a `file://` URL.
+pub fn file_url_path(url: &str) -> PathBuf {
+    url::Url::parse(url).unwrap().to_file_path().unwrap()
 }

@@ -29,6 +29,8 @@ pub async fn write_outputs<T: Transport>(
         outputs::check_not_link(&dest)?;
         planned.push((output, dest));
     }
+    // Remember whether we made the directory, so a failure leaves no trace of it.
+    let made_dir = create_dir && !out_dir.exists();
     if create_dir {
         tokio::fs::create_dir_all(out_dir)
             .await
@@ -38,6 +40,9 @@ pub async fn write_outputs<T: Transport>(
     let result = fetch_all(transport, &planned, out_dir, &mut temps).await;
     if let Err(err) = result {
         temps.remove_all().await;
+        if made_dir {
+            let _ = tokio::fs::remove_dir(out_dir).await;
+        }
         return Err(err);
     }
     for ((_, dest), temp) in planned.iter().zip(&temps.paths) {
@@ -188,5 +193,14 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("../x"), "{err}");
         assert!(listing(dir.path()).is_empty());
+        let t = backend(&[("proof", b"bad")]);
+        let out = dir.path().join("made");
+        write_outputs(&t, &[output("proof", b"P")], &out, true)
+            .await
+            .unwrap_err();
+        assert!(
+            !out.exists(),
+            "a directory we created is removed on failure"
+        );
     }
 }

@@ -1,0 +1,188 @@
+//! Faults between the shim and the backend, each against the real worker running the
+//! real bb on the `square` circuit (a fault proxy test double in front where needed).
+use serde_json::Value;
+
+use super::harness::{direct_bb, file_url_path, files, run_blocking, AztecJob, Backend, StoreKind};
+use super::proxy::{FaultProxy, Faults};
+use crate::support::testbed::{testbed, Scratch};
+use crate::worker::harness::files_under;
+
+struct Setup {
+    backend: Backend,
+    scratch: Scratch,
+    job: AztecJob,
+}
+
+fn setup(worker_flags: &[&str]) -> Setup {
+    let backend = Backend::real_bb(StoreKind::File, worker_flags);
+    let scratch = Scratch::new();
+    let job = AztecJob::new(&scratch, "square", "SquareArtifact");
+    Setup {
+        backend,
+        scratch,
+        job,
+    }
+}
+
+impl Setup {
+    fn out(&self) -> std::path::PathBuf {
+        self.scratch.path("out")
+    }
+
+    /// The client's argv plus `-c <test CRS>` (dropped remotely; used by a native run).
+    fn argv(&self) -> Vec<String> {
+        let mut argv = self.job.prove_argv(&self.out());
+        argv.extend(["-c".into(), testbed().crs_dir.display().to_string()]);
+        argv
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_few_503s_are_retried_and_one_task_runs() {
+    let s = setup(&[]);
+    let faults = Faults {
+        unavailable: 3,
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
+    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
+    shim.args(s.argv());
+    let outcome = run_blocking(shim).await;
+    outcome.assert_code(0, "prove through a flaky backend");
+    assert!(s.out().join("proof").exists());
+    assert_eq!(
+        proxy.faults.lock().unwrap().unavailable,
+        0,
+        "faults were injected"
+    );
+    assert_eq!(s.backend.tasks().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_create_response_does_not_create_a_second_task() {
+    let s = setup(&[]);
+    let faults = Faults {
+        lose_create_response: 1,
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
+    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
+    shim.args(s.argv());
+    let outcome = run_blocking(shim).await;
+    outcome.assert_code(0, "prove with a lost create response");
+    assert_eq!(proxy.faults.lock().unwrap().lose_create_response, 0);
+    assert_eq!(s.backend.tasks().await.len(), 1, "{}", outcome.stderr);
+    assert!(s.out().join("proof").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_down_fails_with_75_or_falls_back_to_native() {
+    let s = setup(&[]);
+    let down = "http://127.0.0.1:9"; // discard port: nothing listens on loopback
+    let mut shim = s.backend.shim_to(&s.scratch, down);
+    shim.args(s.argv());
+    let failed = run_blocking(shim).await;
+    failed.assert_code(75, "backend down, fallback fail");
+    assert!(
+        failed.stderr.contains("backend unavailable"),
+        "{}",
+        failed.stderr
+    );
+    assert!(!s.out().exists());
+
+    let mut shim = s.backend.shim_to(&s.scratch, down);
+    shim.env("BB_REMOTE_FALLBACK", "native").args(s.argv());
+    let native = run_blocking(shim).await;
+    native.assert_code(0, "backend down, fallback native");
+    let warnings = native
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("bb-remote: warning:"))
+        .count();
+    assert_eq!(warnings, 1, "{}", native.stderr);
+    assert!(s.out().join("proof").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unauthorized_is_shown_and_never_retried_or_fallen_back() {
+    let s = setup(&["--token", "sesame"]);
+    let mut shim = s.backend.shim(&s.scratch);
+    shim.env("BB_REMOTE_FALLBACK", "native").args(s.argv());
+    let outcome = run_blocking(shim).await;
+    outcome.assert_code(76, "no token");
+    assert!(outcome.stderr.contains("401"), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("warning"), "{}", outcome.stderr);
+    assert!(!s.out().exists());
+}
+
+/// Rewrites the FULL view: `edit(store_dir, last task log)`.
+async fn with_rewritten_result(edit: fn(&std::path::Path, &mut Value)) -> (Setup, String) {
+    let s = setup(&[]);
+    let store_dir = file_url_path(&s.backend.store_url);
+    let faults = Faults {
+        rewrite_full: Some(Box::new(move |task: &mut Value| {
+            let logs = task["logs"].as_array_mut().unwrap();
+            edit(&store_dir, logs.last_mut().unwrap());
+        })),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
+    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
+    shim.args(s.argv());
+    let outcome = run_blocking(shim).await;
+    outcome.assert_code(76, "bad outputs");
+    assert!(!s.out().exists(), "nothing written: {:?}", files(&s.out()));
+    (s, outcome.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_output_blob_is_detected_and_nothing_written() {
+    let (_s, stderr) = with_rewritten_result(|_, log| {
+        for output in log["outputs"].as_array().unwrap() {
+            std::fs::write(file_url_path(output["url"].as_str().unwrap()), b"corrupt").unwrap();
+        }
+    })
+    .await;
+    assert!(
+        stderr.contains("digest mismatch") || stderr.contains("expected sha256"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_named_dot_dot_is_rejected_and_nothing_written() {
+    let (s, stderr) = with_rewritten_result(|_, log| {
+        let output = &mut log["outputs"][0];
+        let path = output["path"].as_str().unwrap().to_owned();
+        output["path"] = Value::from("/bb-remote/out/../x");
+        let digest = log["metadata"][format!("sha256:{path}")].clone();
+        log["metadata"]["sha256:/bb-remote/out/../x"] = digest;
+    })
+    .await;
+    assert!(stderr.contains("../x"), "{stderr}");
+    assert!(!s.scratch.path("x").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_witness_gets_bbs_own_error_with_nothing_uploaded() {
+    let s = setup(&[]);
+    std::fs::remove_file(s.job.witness()).unwrap();
+    let argv = s.argv();
+    // direct_bb adds `-c <crs>` itself: give it the argv without the trailing one.
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let direct = direct_bb(&s.scratch, &args[..args.len() - 2]);
+    let mut shim = s.backend.shim(&s.scratch);
+    shim.args(&argv);
+    let outcome = run_blocking(shim).await;
+    assert_ne!(direct.code, Some(0));
+    assert_eq!(outcome.code, direct.code, "{}", outcome.stderr);
+    assert_eq!(outcome.stderr, direct.stderr);
+    assert!(!outcome.stderr.contains("bb-remote:"), "{}", outcome.stderr);
+    assert!(s.backend.tasks().await.is_empty());
+    let store_dir = file_url_path(&s.backend.store_url);
+    assert!(
+        files_under(&store_dir).is_empty(),
+        "{:?}",
+        files_under(&store_dir)
+    );
+}
