@@ -3,5 +3,6 @@
 //! local bb would have written.
 mod faults;
 mod harness;
+mod legacy;
 mod modern;
 mod proxy;
