@@ -103,11 +103,7 @@ pub async fn execute_plan<T: Transport>(
     present: &[(usize, PathBuf)],
 ) -> Result<RemoteResult, DelegateError> {
     let files: Vec<PathBuf> = present.iter().map(|(_, p)| p.clone()).collect();
-    let (staged, stats) = transport.stage_inputs(&files).await?;
-    eprintln!(
-        "bb-remote: inputs: {} files, {} bytes; uploaded {} files, {} bytes",
-        stats.files, stats.bytes, stats.files_sent, stats.bytes_sent
-    );
+    let (staged, _stats) = transport.stage_inputs(&files).await?;
     let mut digests = vec![None; plan.inputs.len()];
     let mut inputs = Vec::with_capacity(present.len());
     for ((index, local), (digest, size)) in present.iter().zip(staged) {

@@ -49,6 +49,12 @@ impl Transport for TesTransport {
                 stats.bytes_sent += o.size;
             }
         }
+        // The operator's view of what moved; printed here, not by the driver, because
+        // only this transport uploads (replay must add nothing to bb's stderr).
+        eprintln!(
+            "bb-remote: inputs: {} files, {} bytes; uploaded {} files, {} bytes",
+            stats.files, stats.bytes, stats.files_sent, stats.bytes_sent
+        );
         Ok((outcomes.iter().map(|o| (o.digest, o.size)).collect(), stats))
     }
 
