@@ -30,8 +30,8 @@ pub async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
     let mut stop = worker.stop_receiver(&id);
     let sandbox = Sandbox::new(worker.config.sandboxes_dir.join(&id));
     let outcome = run_task(&worker, &id, &sandbox, &mut stop).await;
-    let sandbox_dir = sandbox.dir.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(sandbox_dir)).await;
+    // Also on the paths that end early (shutdown, errors recording the state).
+    remove_sandbox(&sandbox).await;
     let seconds = started.elapsed().as_secs_f64();
     let state = match outcome {
         Ok(state) => state,
@@ -44,6 +44,11 @@ pub async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
         tracing::info!(task = %id, %state, seconds, "task ended");
     }
     worker.finished(&id, demand, state.map(|s| (s, seconds)));
+}
+
+async fn remove_sandbox(sandbox: &Sandbox) {
+    let dir = sandbox.dir.clone();
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
 }
 
 /// The task's final state, or None if this run did not decide it (shut down before
@@ -81,6 +86,9 @@ async fn run_task(
             State::SystemError
         }
     };
+    // Clean up before the terminal state becomes visible: a client that sees the task
+    // end finds the worker done with it.
+    remove_sandbox(sandbox).await;
     log.end_time = Some(now_rfc3339());
     set_state(worker, id, state, Some(&log), false).await?;
     Ok(Some(state))
