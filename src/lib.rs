@@ -12,15 +12,13 @@
 //! - [`doctor`]: `bb-remote doctor`, which checks configuration, store, backend and
 //!   native bb and says what is wrong.
 //!
-//! `unsafe` code lives in four places only, each block with a `SAFETY` comment:
+//! `unsafe` code lives in three places only, each block with a `SAFETY` comment:
 //! - [`native`]'s `library.rs`: dlopen a libbb, resolve `bb_main` and call it with a C
 //!   argv (the single-process passthrough has no other way to run bb);
 //! - [`worker::process`]: `prctl(PR_SET_PDEATHSIG)` in the forked child and `kill` of
 //!   the child's process group (std has no safe wrapper for either);
 //! - [`record`]'s `child.rs`: `kill` to forward SIGINT/SIGTERM to the native bb child
-//!   being recorded;
-//! - [`doctor`]'s `native.rs`: dlopen a libbb and look its symbol up, never calling
-//!   it, to check what passthrough would load.
+//!   being recorded (`doctor` checks a libbb through `native`'s loader).
 #![warn(clippy::print_stdout)]
 
 pub mod config;

@@ -106,18 +106,8 @@ async fn bin_version(path: &Path) -> Result<String, String> {
 
 /// dlopen `path` and look `symbol` up, as passthrough would, without calling it.
 fn resolve_symbol(path: &Path, symbol: &str) -> Result<(), String> {
-    // SAFETY: loading runs the library's initialisers. The operator named this file as
-    // their native bb, and passthrough would load it the same way.
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("cannot load library: {e}"))?;
-    // SAFETY: only the address is looked up; it is never cast to a function or called,
-    // so the symbol's real type does not matter.
-    let found = unsafe { lib.get::<*const std::ffi::c_void>(symbol.as_bytes()) }
-        .map(drop)
-        .map_err(|e| format!("symbol `{symbol}` not found: {e}"));
-    // Keep it mapped: its initialisers may have registered atexit handlers into it.
-    std::mem::forget(lib);
-    found
+    // The passthrough loader itself, so doctor checks exactly what bb would hit.
+    crate::native::check_library(path, symbol).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

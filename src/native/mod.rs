@@ -104,6 +104,12 @@ fn exec(path: &std::path::Path, argv: &[OsString]) -> NativeError {
     }
 }
 
+/// Load the library and resolve its entry point without calling it (for `doctor`):
+/// the same checks passthrough makes before it runs anything.
+pub fn check_library(path: &std::path::Path, symbol: &str) -> Result<(), NativeError> {
+    library::BbLibrary::load(path, symbol).map(drop)
+}
+
 /// Locate the native bb from the environment and run it; the shim's passthrough path.
 pub fn passthrough(env: &Env, argv: &[OsString]) -> Result<u8, NativeError> {
     if env.get(env_vars::RECURSION_GUARD).is_some() {
