@@ -1,13 +1,16 @@
 //! Waiting for a task: adaptive polling with the MINIMAL view, one stderr line per
 //! state change, bounded by the timeout, cancelled on SIGINT/SIGTERM.
 //!
-//! Polling starts at tens of milliseconds (a small proof is done in well under a
-//! second) and backs off to about two seconds (a root rollup takes many minutes),
-//! with jitter so many shims do not poll in lockstep. `get_task` retries transient
-//! errors itself, within bounds; an error that outlasts them ends the wait.
+//! The pause between polls is a twentieth of the time already waited, kept between
+//! 20 ms (a small proof is done in well under a second) and 2 s (a root rollup takes
+//! many minutes), and jittered downward so shims started together spread out without
+//! ever exceeding the cap. So a finished task is noticed within about 5% of its run
+//! time. (An exponential backoff, e.g. backon's with factor 1.5, pauses up to half the
+//! time already waited, and its jitter adds up to 100% on top: a proof of 8 s was
+//! noticed up to 4 s late.) `get_task` retries transient errors itself, within
+//! bounds (backon); an error that outlasts them ends the wait.
+use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::error::DelegateError;
 use super::signals::Signals;
@@ -18,6 +21,23 @@ use crate::tes::types::{State, View};
 const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_secs(2);
 
+/// The pause before the next poll after `waited`; `jitter` in [0, 1) shortens it by
+/// up to a quarter.
+fn next_pause(waited: Duration, jitter: f64) -> Duration {
+    (waited / 20)
+        .clamp(FIRST_POLL, MAX_POLL)
+        .mul_f64(1.0 - 0.25 * jitter)
+}
+
+/// A uniform number in [0, 1), fresh each call (std's randomly keyed hasher; jitter
+/// needs no more than that).
+fn jitter() -> f64 {
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Poll task `id` until it reaches a terminal state; returns that state.
 pub async fn until_terminal(
     client: &TesClient,
@@ -26,13 +46,6 @@ pub async fn until_terminal(
     timeout: Duration,
     signals: &mut Signals,
 ) -> Result<State, DelegateError> {
-    let mut pauses = ExponentialBuilder::default()
-        .with_min_delay(FIRST_POLL)
-        .with_max_delay(MAX_POLL)
-        .with_factor(1.5)
-        .with_jitter()
-        .without_max_times()
-        .build();
     let deadline = started + timeout;
     let mut last = None;
     loop {
@@ -58,10 +71,40 @@ pub async fn until_terminal(
                 timeout.as_secs()
             )));
         }
-        let pause = pauses.next().unwrap_or(MAX_POLL).min(deadline - now);
+        let pause = next_pause(started.elapsed(), jitter()).min(deadline - now);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             signal = signals.next() => return Err(DelegateError::Interrupted(signal)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_stay_proportional_and_bounded() {
+        assert_eq!(next_pause(Duration::ZERO, 0.0), FIRST_POLL);
+        assert_eq!(
+            next_pause(Duration::from_secs(4), 0.0),
+            Duration::from_millis(200)
+        );
+        assert_eq!(next_pause(Duration::from_secs(3600), 0.0), MAX_POLL);
+        for waited in [0, 1, 50, 400, 10_000, 90_000] {
+            let waited = Duration::from_millis(waited);
+            let p = next_pause(waited, 0.999);
+            assert!(
+                p <= next_pause(waited, 0.0) && p >= FIRST_POLL.mul_f64(0.75),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_varies() {
+        let samples: Vec<f64> = (0..64).map(|_| jitter()).collect();
+        assert!(samples.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(samples.windows(2).any(|w| w[0] != w[1]));
     }
 }
