@@ -1,10 +1,10 @@
 //! Waiting for a task: adaptive polling with the MINIMAL view, one stderr line per
 //! state change, bounded by the timeout, cancelled on SIGINT/SIGTERM.
 //!
-//! The pause between polls is a twentieth of the time already waited, kept between
+//! The pause between polls is a fiftieth of the time already waited, kept between
 //! 20 ms (a small proof is done in well under a second) and 2 s (a root rollup takes
 //! many minutes), and jittered downward so shims started together spread out without
-//! ever exceeding the cap. So a finished task is noticed within about 5% of its run
+//! ever exceeding the cap. So a finished task is noticed within about 2% of its run
 //! time. (An exponential backoff, e.g. backon's with factor 1.5, pauses up to half the
 //! time already waited, and its jitter adds up to 100% on top: a proof of 8 s was
 //! noticed up to 4 s late.) `get_task` retries transient errors itself, within
@@ -24,7 +24,7 @@ const MAX_POLL: Duration = Duration::from_secs(2);
 /// The pause before the next poll after `waited`; `jitter` in [0, 1) shortens it by
 /// up to a quarter.
 fn next_pause(waited: Duration, jitter: f64) -> Duration {
-    (waited / 20)
+    (waited / 50)
         .clamp(FIRST_POLL, MAX_POLL)
         .mul_f64(1.0 - 0.25 * jitter)
 }
