@@ -87,8 +87,8 @@ mod tests {
     fn pauses_stay_proportional_and_bounded() {
         assert_eq!(next_pause(Duration::ZERO, 0.0), FIRST_POLL);
         assert_eq!(
-            next_pause(Duration::from_secs(4), 0.0),
-            Duration::from_millis(200)
+            next_pause(Duration::from_secs(5), 0.0),
+            Duration::from_millis(100)
         );
         assert_eq!(next_pause(Duration::from_secs(3600), 0.0), MAX_POLL);
         for waited in [0, 1, 50, 400, 10_000, 90_000] {
