@@ -31,7 +31,8 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
     crate::delegate::run(&settings, env, argv)
 }
 
-fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
+/// Hand the invocation to the native bb (exec or dlopen); the exit code on failure.
+pub(crate) fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
     match native::passthrough(env, argv) {
         Ok(code) => code,
         Err(err) => report(&err, err.exit_code()),
@@ -39,7 +40,16 @@ fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
 }
 
 /// The shim's own error line: always stderr, prefixed so it is told apart from bb's.
-fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
+pub(crate) fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
     eprintln!("bb-remote: error: {err}");
     code
+}
+
+/// A single-threaded runtime for the delegated and recording paths (one invocation per
+/// process), or the exit code to give. Passthrough never builds one.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| report(&format!("starting the async runtime: {err}"), exit::IO))
 }

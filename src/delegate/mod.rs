@@ -32,9 +32,10 @@ use std::path::{Path, PathBuf};
 use crate::config::{Env, Fallback, Settings};
 use crate::grammar::{parse, GrammarHint};
 use crate::route::{route, InputSource, Plan, Route};
+use crate::shim::{passthrough, report, runtime};
 use crate::store::Store;
 use crate::tes::client::{ClientOptions, RetryPolicy, TesClient};
-use crate::{env_vars, exit, native};
+use crate::{env_vars, exit};
 use error::DelegateError;
 use tes_transport::TesTransport;
 use transport::{Job, JobInput, RemoteResult, Transport};
@@ -66,12 +67,9 @@ pub fn run(settings: &Settings, env: &Env, argv: &[OsString]) -> u8 {
     let Some(present) = present_inputs(&plan) else {
         return passthrough(env, argv);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(err) => return report(&format!("starting the async runtime: {err}"), exit::IO),
+        Err(code) => return code,
     };
     let outcome = runtime.block_on(async {
         let mut transport = tes_transport(settings, env, &plan, &present)?;
@@ -219,24 +217,12 @@ pub fn replay_streams(result: &RemoteResult) -> u8 {
 }
 
 /// A remote exit code as a process exit code (signal deaths reported negative become 128+n).
-fn exit_code_of(code: i32) -> u8 {
+pub(crate) fn exit_code_of(code: i32) -> u8 {
     match code {
         0..=255 => code as u8,
         -255..=-1 => (128 - code).min(255) as u8,
         _ => 1,
     }
-}
-
-fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
-    match native::passthrough(env, argv) {
-        Ok(code) => code,
-        Err(err) => report(&err, err.exit_code()),
-    }
-}
-
-fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
-    eprintln!("bb-remote: error: {err}");
-    code
 }
 
 #[cfg(test)]

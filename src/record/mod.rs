@@ -26,7 +26,9 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::config::{Env, Settings};
-use crate::{env_vars, exit, native};
+use crate::delegate::exit_code_of;
+use crate::env_vars;
+use crate::shim::{passthrough, report, runtime};
 
 /// One shim invocation: its settings, environment and argv (argv[0] included).
 pub struct Shim<'a> {
@@ -49,29 +51,4 @@ pub fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8
     }
     let dir = env.get(env_vars::RECORD)?;
     Some(recorder::run(&shim, Path::new(dir)))
-}
-
-/// A single-threaded runtime (the shim runs one invocation), or the exit code to give.
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| report(&format!("starting the async runtime: {err}"), exit::IO))
-}
-
-fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
-    match native::passthrough(env, argv) {
-        Ok(code) => code,
-        Err(err) => report(&err, err.exit_code()),
-    }
-}
-
-/// A recorded exit code as a process exit code (as delegation does).
-fn exit_code_of(code: i32) -> u8 {
-    u8::try_from(code).unwrap_or(1)
-}
-
-fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
-    eprintln!("bb-remote: error: {err}");
-    code
 }
