@@ -132,11 +132,7 @@ impl Settings {
                 .map(std::time::Duration::from_secs)
                 .ok_or_else(|| bad(v::TIMEOUT, s, "a positive whole number of seconds"))?,
         };
-        let log_json = match env.get(v::LOG_FORMAT) {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(s) => return Err(bad(v::LOG_FORMAT, s, "`text` or `json`")),
-        };
+        let log_json = crate::logging::json_format(env)?;
         if backend.is_some() && env.get(v::STORE).is_none() {
             return Err(BadValue {
                 name: v::STORE,

@@ -27,6 +27,7 @@ pub mod doctor;
 pub mod env_vars;
 pub mod exit;
 pub mod grammar;
+pub mod logging;
 pub mod native;
 pub mod record;
 pub mod route;

@@ -5,7 +5,7 @@
 //! parsing it, so passthrough costs next to nothing.
 
 use crate::config::{Env, Settings};
-use crate::{exit, native};
+use crate::{env_vars, exit, native};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -21,12 +21,16 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
         Ok(s) => s,
         Err(err) => return report(&err, exit::CONFIG),
     };
-    // Record/replay: two env lookups when unset, so passthrough stays cheap.
+    let record_or_replay =
+        env.get(env_vars::RECORD).is_some() || env.get(env_vars::REPLAY).is_some();
+    if settings.backend.is_none() && !record_or_replay {
+        return passthrough(env, argv);
+    }
+    if let Err(err) = crate::logging::init(env, "warn") {
+        return report(&err, exit::CONFIG);
+    }
     if let Some(code) = crate::record::intercept(&settings, env, argv) {
         return code;
-    }
-    if settings.backend.is_none() {
-        return passthrough(env, argv);
     }
     crate::delegate::run(&settings, env, argv)
 }

@@ -117,7 +117,7 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     // The first line on stderr, before any log line: tests and scripts read the port.
     eprintln!("listening on http://{bound}");
-    init_logging(&env);
+    crate::logging::init(&env, "info")?;
 
     let db = db::Db::open(&args.data_dir.join("tasks.redb"))
         .with_context(|| format!("opening the task database in {}", args.data_dir.display()))?;
@@ -184,17 +184,6 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
-}
-
-fn init_logging(env: &Env) {
-    let filter = env.get(env_vars::LOG).unwrap_or("info");
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
 }
 
 /// Resolves on SIGTERM or SIGINT.
