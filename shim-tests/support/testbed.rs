@@ -117,16 +117,20 @@ impl Scratch {
         }
     }
 
-    /// A command that runs in `work` with a clean environment: only `PATH` and a
-    /// scratch `HOME`, so no `BB_REMOTE_*`, `CRS_PATH` or `AWS_*` of the developer's
-    /// shell leaks in. Add what the test needs with `.env(..)`.
+    /// A command that runs in `work` with a clean environment: only `PATH`, a
+    /// scratch `HOME` and `BB_DISABLE_MEM_USAGE=1`, so no `BB_REMOTE_*`, `CRS_PATH`
+    /// or `AWS_*` of the developer's shell leaks in. Add what the test needs with
+    /// `.env(..)`.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new(program);
         command
             .current_dir(&self.work)
             .env_clear()
             .env("HOME", &self.home)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // bb appends `(mem: X MiB)` to log lines, which varies run to run; tests
+            // compare stderr byte for byte between bb and the shim.
+            .env("BB_DISABLE_MEM_USAGE", "1");
         command
     }
 
