@@ -92,7 +92,6 @@ pub struct Settings {
     pub image: String,
     pub fallback: Fallback,
     pub timeout: std::time::Duration,
-    pub log_json: bool,
 }
 
 /// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
@@ -132,7 +131,8 @@ impl Settings {
                 .map(std::time::Duration::from_secs)
                 .ok_or_else(|| bad(v::TIMEOUT, s, "a positive whole number of seconds"))?,
         };
-        let log_json = crate::logging::json_format(env)?;
+        // Checked here so a bad value fails even in passthrough; logging reads it again.
+        crate::logging::json_format(env)?;
         if backend.is_some() && env.get(v::STORE).is_none() {
             return Err(BadValue {
                 name: v::STORE,
@@ -146,7 +146,6 @@ impl Settings {
             image: env.get(v::IMAGE).unwrap_or(DEFAULT_IMAGE).to_owned(),
             fallback,
             timeout,
-            log_json,
         })
     }
 }

@@ -42,6 +42,22 @@ pub fn json_format(env: &Env) -> Result<bool, BadValue> {
     }
 }
 
+/// An error and its sources on one line, `outer: inner: ...`, for the shim's, the worker's and doctor's messages.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        // Some errors repeat their source's message; do not print it twice.
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text.replace('\n', "; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 use super::outputs::UnsafeName;
 use super::signals::Interrupt;
 use crate::exit;
+use crate::logging::error_chain;
 use crate::store::StoreError;
 use crate::tes::client::TesError;
 
@@ -45,23 +46,12 @@ impl DelegateError {
     }
 }
 
-/// An error and its causes on one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 impl From<TesError> for DelegateError {
     fn from(err: TesError) -> Self {
         if err.is_retryable() {
-            Self::Unavailable(chain(&err))
+            Self::Unavailable(error_chain(&err))
         } else {
-            Self::Rejected(chain(&err))
+            Self::Rejected(error_chain(&err))
         }
     }
 }
@@ -69,12 +59,12 @@ impl From<TesError> for DelegateError {
 impl From<StoreError> for DelegateError {
     fn from(err: StoreError) -> Self {
         match &err {
-            _ if err.is_transient() => Self::Unavailable(chain(&err)),
+            _ if err.is_transient() => Self::Unavailable(error_chain(&err)),
             StoreError::DigestMismatch { .. } | StoreError::InvalidName { .. } => {
-                Self::BadOutputs(chain(&err))
+                Self::BadOutputs(error_chain(&err))
             }
-            StoreError::Io { .. } | StoreError::SourceChanged { .. } => Self::Io(chain(&err)),
-            _ => Self::Rejected(chain(&err)),
+            StoreError::Io { .. } | StoreError::SourceChanged { .. } => Self::Io(error_chain(&err)),
+            _ => Self::Rejected(error_chain(&err)),
         }
     }
 }

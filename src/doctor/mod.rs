@@ -18,6 +18,8 @@
 pub mod backend_check;
 pub mod config_check;
 pub mod native;
+
+pub(crate) use crate::logging::error_chain;
 pub mod store_check;
 
 use std::path::{Path, PathBuf};
@@ -183,22 +185,6 @@ fn default_shim() -> Option<PathBuf> {
 )]
 fn print_report(text: &str) {
     print!("{text}");
-}
-
-/// An error and its sources on one line, `outer: inner: ...`, for summaries.
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let more = inner.to_string();
-        // Some errors repeat their source's message; do not print it twice.
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = inner.source();
-    }
-    text.replace('\n', "; ")
 }
 
 #[cfg(test)]

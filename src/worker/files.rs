@@ -10,6 +10,7 @@
 //! `logs[].outputs` with its `url`, container `path` and `size_bytes`. For a DIRECTORY
 //! output every regular file under it is uploaded to `<url>/<relative path>` and
 //! recorded the same way; symbolic links are not followed.
+use crate::logging::error_chain;
 use std::path::{Path, PathBuf};
 
 use crate::store::{LocalCasCache, Store};
@@ -46,7 +47,7 @@ pub async fn materialize(
         let (_, cached) = cache
             .fetch_url(store, url)
             .await
-            .map_err(|e| format!("fetching input {url}: {}", chain(&e)))?;
+            .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
         tokio::fs::copy(&cached, &dest)
             .await
             .map_err(|e| format!("copying input {} into the sandbox: {e}", input.path))?;
@@ -106,7 +107,7 @@ pub async fn upload_outputs(
             let (digest, size) = store
                 .put_file(&file, &key)
                 .await
-                .map_err(|e| format!("uploading output {path} to {url}: {}", chain(&e)))?;
+                .map_err(|e| format!("uploading output {path} to {url}: {}", error_chain(&e)))?;
             log.metadata.insert(digest_key(&path), digest.hex());
             log.outputs.push(OutputFileLog {
                 url,
@@ -149,17 +150,6 @@ async fn create_parent(path: &Path) -> Result<(), String> {
         Some(parent) => create_dir(parent).await,
         None => Ok(()),
     }
-}
-
-/// An error with its causes, on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
