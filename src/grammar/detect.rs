@@ -143,16 +143,7 @@ mod tests {
     use super::*;
 
     fn detected(line: &str) -> Generation {
-        let args: Vec<String> = line
-            .split(' ')
-            .map(|s| {
-                if s == "''" {
-                    String::new()
-                } else {
-                    s.to_owned()
-                }
-            })
-            .collect();
+        let args = crate::grammar::test_argv(line);
         detect(&args).0
     }
 

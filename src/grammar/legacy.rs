@@ -124,17 +124,7 @@ fn find_ambiguity(spec: &CommandSpec, args: &[String]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ')
-            .map(|s| {
-                if s == "''" {
-                    String::new()
-                } else {
-                    s.to_owned()
-                }
-            })
-            .collect()
-    }
+    use crate::grammar::test_argv as args;
 
     fn command_of(line: &str) -> ParsedCommand {
         match parse(&args(line)) {

@@ -40,3 +40,18 @@ pub mod tables {
         command as modern_command, COMMANDS as MODERN, TOP_LEVEL as MODERN_TOP_LEVEL,
     };
 }
+
+/// Test argv from a space-separated line; `''` stands for an empty argument (as the
+/// 0.63-0.67 clients send).
+#[cfg(test)]
+pub(crate) fn test_argv(line: &str) -> Vec<String> {
+    line.split(' ')
+        .map(|s| {
+            if s == "''" {
+                String::new()
+            } else {
+                s.to_owned()
+            }
+        })
+        .collect()
+}

@@ -270,16 +270,7 @@ mod tests {
     use crate::grammar::Effective;
 
     fn run(line: &str, env: &[(&str, &str)]) -> Parsed {
-        let args: Vec<String> = line
-            .split(' ')
-            .map(|s| {
-                if s == "''" {
-                    String::new()
-                } else {
-                    s.to_owned()
-                }
-            })
-            .collect();
+        let args = crate::grammar::test_argv(line);
         parse(&args, &Env::from_pairs(env.iter().copied()))
     }
 
