@@ -2,10 +2,11 @@
 //! both grammars, and the exact argv each Aztec client version sends (bb-cli.md §2.4,
 //! §3.5). Pure function calls except the last test, which runs `bb-remote route`.
 
-use bb_remote::config::Env;
+use bb_remote::config::{Env, Settings};
 use bb_remote::grammar::{parse, tables, Generation, GrammarHint};
 use bb_remote::route::{
-    route, ArgTemplate, InputSource, NativeCode, Plan, Route, LEGACY_DEFAULT, MODERN_DEFAULT,
+    route, ArgTemplate, DelegateSet, InputSource, NativeCode, Plan, Route, LEGACY_DEFAULT,
+    MODERN_DEFAULT,
 };
 use std::ffi::OsString;
 use std::path::Path;
@@ -24,8 +25,9 @@ fn argv(line: &str) -> Vec<OsString> {
 
 fn verdict_env(line: &str, env: &[(&str, &str)]) -> Route {
     let env = Env::from_pairs(env.iter().copied());
-    let inv = parse(&argv(line), &env, GrammarHint::Auto).expect("grammar config");
-    route(&inv, &env, Path::new(CWD)).expect("delegate config")
+    let settings = Settings::load(&env).expect("configuration");
+    let inv = parse(&argv(line), &env, settings.grammar_hint());
+    route(&inv, &settings.delegate, Path::new(CWD))
 }
 
 fn remote_env(line: &str, env: &[(&str, &str)]) -> Plan {

@@ -1,113 +1,89 @@
-//! A snapshot of the environment, injectable so tests never mutate the process env.
+//! The shim's configuration: every `BB_REMOTE_*` variable parsed and validated here,
+//! once, by [`Settings::load`], in every mode (passthrough included). Nothing else
+//! reads `BB_REMOTE_*` values for their meaning; `bb-remote doctor` calls the same
+//! loader. A bad value is a [`BadValue`] naming the variable (exit 78).
+//!
+//! Secrets: the token variables are never shown, and any URL printed by the shim goes
+//! through [`Redacted`] (see `redact.rs`).
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// The process environment as the shim saw it. Empty values count as unset.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    vars: BTreeMap<String, String>,
-}
-
-impl Env {
-    /// Read the real process environment (non-UTF-8 values are skipped).
-    pub fn from_process() -> Self {
-        Self::from_pairs(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        )
-    }
-
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
-    }
-
-    /// The value of `name`, or `None` when unset or empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.vars.insert(name.to_owned(), value.into());
-    }
-
-    /// Every set variable whose name starts with `prefix` (e.g. `AWS_`), for handing
-    /// standard cloud credentials to object_store's builders.
-    pub fn vars_with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.vars
-            .iter()
-            .filter(move |(k, v)| k.starts_with(prefix) && !v.is_empty())
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Every set `BB_REMOTE_*` variable, for diagnostics.
-    pub fn bb_remote_vars(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars
-            .iter()
-            .filter(|(k, v)| k.starts_with("BB_REMOTE_") && !v.is_empty())
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
-
-/// A `BB_REMOTE_*` value that could not be understood.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value {value:?} for {name}: expected {expected}")]
-pub struct BadValue {
-    pub name: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-/// argv as the OS gave it.
-pub type Argv = Vec<OsString>;
+use crate::env_vars as v;
+pub use crate::env_vars::{BadValue, Env};
+use crate::grammar::Generation;
+pub use crate::redact::Redacted;
+use crate::route::DelegateSet;
 
 /// What to do when the backend cannot be reached (transport errors, 5xx after retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fallback {
-    /// Exit with [`crate::exit::BACKEND_UNAVAILABLE`]; the prover retries the job.
+    /// Exit [`crate::exit::BACKEND_UNAVAILABLE`]; the prover retries the job.
     Fail,
     /// Run the command on the native bb, with one warning line on stderr.
     Native,
 }
 
+/// What replay does when no fixture matches (`BB_REMOTE_REPLAY_MISS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissPolicy {
+    /// Exit [`crate::exit::REPLAY_MISS`] naming the key and the nearest recorded invocation.
+    Fail,
+    /// Run the native bb.
+    Native,
+    /// Run it on the backend (`BB_REMOTE_BACKEND` must be set).
+    Remote,
+}
+
 /// The shim's settings: every `BB_REMOTE_*` value checked, no I/O.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// TES base URL; `None`: nothing is delegated.
     pub backend: Option<url::Url>,
-    pub store: Option<String>,
+    /// Object store URL (scheme known to object_store, no query or fragment).
+    pub store: Option<url::Url>,
+    pub token: Option<String>,
     pub image: String,
+    pub delegate: DelegateSet,
+    /// `BB_REMOTE_GRAMMAR`: the grammar to parse argv with, instead of detecting it.
+    pub grammar: Option<Generation>,
     pub fallback: Fallback,
-    pub timeout: std::time::Duration,
+    /// Bound on the whole delegated call (upload, lookup, create, wait, fetch).
+    pub timeout: Duration,
+    pub cpu_cores: Option<i32>,
+    pub ram_gb: Option<f64>,
+    pub native_bin: Option<PathBuf>,
+    pub native_lib: Option<PathBuf>,
+    pub native_symbol: Option<String>,
+    pub record: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+    pub replay_miss: MissPolicy,
+    pub log: LogSettings,
+    pub worker_token: Option<String>,
 }
 
 /// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
 pub const DEFAULT_IMAGE: &str = "bb";
-/// Longest wait for a delegated task when `BB_REMOTE_TIMEOUT` is unset (a root rollup
-/// proof takes tens of minutes on a big machine).
+/// Longest delegated call when `BB_REMOTE_TIMEOUT` is unset (a root rollup proof takes
+/// tens of minutes on a big machine).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 4 * 3600;
 
+fn bad(name: &str, value: &str, expected: &str) -> BadValue {
+    BadValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
+}
+
 impl Settings {
+    /// Parse and check every `BB_REMOTE_*` variable. Cheap (string comparisons and URL
+    /// parses, no I/O), so passthrough calls it too.
     pub fn load(env: &Env) -> Result<Self, BadValue> {
-        use crate::env_vars as v;
-        let bad = |name: &'static str, value: &str, expected: &'static str| BadValue {
-            name,
-            value: value.to_owned(),
-            expected,
-        };
+        if let Some(name) = env.not_utf8().first() {
+            return Err(bad(name, "<not UTF-8>", "a UTF-8 value"));
+        }
         let backend = match env.get(v::BACKEND) {
             None => None,
             Some(s) => Some(
@@ -117,50 +93,182 @@ impl Settings {
                     .ok_or_else(|| bad(v::BACKEND, s, "an http:// or https:// TES base URL"))?,
             ),
         };
-        let fallback = match env.get(v::FALLBACK) {
-            None | Some("fail") => Fallback::Fail,
-            Some("native") => Fallback::Native,
-            Some(s) => return Err(bad(v::FALLBACK, s, "`fail` or `native`")),
-        };
-        let timeout = match env.get(v::TIMEOUT) {
-            None => std::time::Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-            Some(s) => s
-                .parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .map(std::time::Duration::from_secs)
-                .ok_or_else(|| bad(v::TIMEOUT, s, "a positive whole number of seconds"))?,
-        };
-        // Checked here so a bad value fails even in passthrough; logging reads it again.
-        crate::logging::json_format(env)?;
-        if backend.is_some() && env.get(v::STORE).is_none() {
-            return Err(BadValue {
-                name: v::STORE,
-                value: String::new(),
-                expected: "an object store URL (required when BB_REMOTE_BACKEND is set)",
-            });
+        let store = env.get(v::STORE).map(store_url).transpose()?;
+        if backend.is_some() && store.is_none() {
+            return Err(bad(
+                v::STORE,
+                "",
+                "an object store URL (required when BB_REMOTE_BACKEND is set)",
+            ));
         }
+        let native_bin = env.get(v::NATIVE_BIN).map(PathBuf::from);
+        let native_lib = env.get(v::NATIVE_LIB).map(PathBuf::from);
+        if let (Some(_), Some(lib)) = (&native_bin, env.get(v::NATIVE_LIB)) {
+            return Err(bad(
+                v::NATIVE_LIB,
+                lib,
+                "to be unset while BB_REMOTE_NATIVE_BIN is set (set only one)",
+            ));
+        }
+        let log = LogSettings::load(env)?;
         Ok(Self {
             backend,
-            store: env.get(v::STORE).map(str::to_owned),
+            store,
+            token: env.get(v::TOKEN).map(str::to_owned),
             image: env.get(v::IMAGE).unwrap_or(DEFAULT_IMAGE).to_owned(),
-            fallback,
-            timeout,
+            delegate: DelegateSet::parse(env.get(v::DELEGATE))?,
+            grammar: grammar(env.get(v::GRAMMAR))?,
+            fallback: choice(
+                env,
+                v::FALLBACK,
+                &[("fail", Fallback::Fail), ("native", Fallback::Native)],
+            )?
+            .unwrap_or(Fallback::Fail),
+            timeout: match env.get(v::TIMEOUT) {
+                None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+                Some(s) => s
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| bad(v::TIMEOUT, s, "a positive whole number of seconds"))?,
+            },
+            cpu_cores: match env.get(v::CPU_CORES) {
+                None => None,
+                Some(s) => Some(
+                    s.parse::<i32>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| bad(v::CPU_CORES, s, "a positive whole number of cores"))?,
+                ),
+            },
+            ram_gb: match env.get(v::RAM_GB) {
+                None => None,
+                Some(s) => Some(
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|n| n.is_finite() && *n > 0.0)
+                        .ok_or_else(|| bad(v::RAM_GB, s, "a positive number of GiB"))?,
+                ),
+            },
+            native_bin,
+            native_lib,
+            native_symbol: env.get(v::NATIVE_SYMBOL).map(str::to_owned),
+            record: env.get(v::RECORD).map(PathBuf::from),
+            replay: env.get(v::REPLAY).map(PathBuf::from),
+            replay_miss: choice(
+                env,
+                v::REPLAY_MISS,
+                &[
+                    ("fail", MissPolicy::Fail),
+                    ("native", MissPolicy::Native),
+                    ("remote", MissPolicy::Remote),
+                ],
+            )?
+            .unwrap_or(MissPolicy::Fail),
+            log,
+            worker_token: env.get(v::WORKER_TOKEN).map(str::to_owned),
         })
     }
+
+    /// Pure passthrough: nothing to delegate, record or replay (argv is not parsed).
+    pub fn is_passthrough(&self) -> bool {
+        self.backend.is_none() && self.record.is_none() && self.replay.is_none()
+    }
+
+    /// The grammar hint for [`crate::grammar::parse`].
+    pub fn grammar_hint(&self) -> crate::grammar::GrammarHint {
+        match self.grammar {
+            Some(g) => crate::grammar::GrammarHint::Env(g),
+            None => crate::grammar::GrammarHint::Auto,
+        }
+    }
+}
+
+/// One of a fixed set of words; `None` when unset.
+fn choice<T: Copy>(
+    env: &Env,
+    name: &'static str,
+    words: &[(&str, T)],
+) -> Result<Option<T>, BadValue> {
+    let Some(value) = env.get(name) else {
+        return Ok(None);
+    };
+    if let Some((_, choice)) = words.iter().find(|(word, _)| *word == value) {
+        return Ok(Some(*choice));
+    }
+    let listed: Vec<String> = words.iter().map(|(w, _)| format!("`{w}`")).collect();
+    Err(BadValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        expected: listed.join(" or "),
+    })
+}
+
+fn grammar(value: Option<&str>) -> Result<Option<Generation>, BadValue> {
+    match value {
+        None => Ok(None),
+        Some("legacy") => Ok(Some(Generation::Legacy)),
+        Some("modern") => Ok(Some(Generation::Modern)),
+        Some(other) => Err(bad(v::GRAMMAR, other, "`legacy` or `modern`")),
+    }
+}
+
+/// A store URL object_store can build a store for (the scheme is checked here; the
+/// store itself is built only when delegating).
+fn store_url(value: &str) -> Result<url::Url, BadValue> {
+    const EXPECTED: &str =
+        "an object store URL without query or fragment (s3://, gs://, az://, file:///, http(s)://)";
+    let url = url::Url::parse(value).map_err(|_| bad(v::STORE, value, EXPECTED))?;
+    let known = object_store::ObjectStoreScheme::parse(&url).is_ok();
+    if !known || url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(bad(v::STORE, value, EXPECTED));
+    }
+    Ok(url)
+}
+
+/// `BB_REMOTE_LOG` and `BB_REMOTE_LOG_FORMAT`, the part of the configuration the
+/// worker reads too.
+#[derive(Debug, Clone, Default)]
+pub struct LogSettings {
+    /// The tracing filter text, checked; `None`: the caller's default.
+    pub filter: Option<String>,
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn load(env: &Env) -> Result<Self, BadValue> {
+        Ok(Self {
+            filter: env.get(v::LOG).map(log_filter).transpose()?,
+            json: choice(env, v::LOG_FORMAT, &[("text", false), ("json", true)])?.unwrap_or(false),
+        })
+    }
+}
+
+fn log_filter(value: &str) -> Result<String, BadValue> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|_| {
+            bad(
+                v::LOG,
+                value,
+                "a tracing filter such as `debug` or `bb_remote=debug,info`",
+            )
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env_vars as v;
 
     #[test]
     fn defaults_when_nothing_is_set() {
         let s = Settings::load(&Env::default()).unwrap();
-        assert!(s.backend.is_none());
+        assert!(s.backend.is_none() && s.is_passthrough());
         assert_eq!(s.fallback, Fallback::Fail);
+        assert_eq!(s.replay_miss, MissPolicy::Fail);
         assert_eq!(s.image, DEFAULT_IMAGE);
+        assert_eq!(s.delegate, DelegateSet::Default);
     }
 
     #[test]
@@ -170,18 +278,39 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_the_variable() {
+    fn every_variable_is_checked_in_one_place() {
         for (name, value) in [
             (v::FALLBACK, "maybe"),
             (v::TIMEOUT, "10m"),
             (v::TIMEOUT, "0"),
             (v::LOG_FORMAT, "xml"),
+            (v::LOG, "bb_remote=loud["),
             (v::BACKEND, "ftp://x"),
+            (v::STORE, "nope://bucket"),
+            (v::STORE, "s3://bucket/p?x=1"),
+            (v::STORE, "not a url"),
+            (v::CPU_CORES, "many"),
+            (v::CPU_CORES, "0"),
+            (v::RAM_GB, "lots"),
+            (v::RAM_GB, "NaN"),
+            (v::DELEGATE, "prove,bogus"),
+            (v::GRAMMAR, "old"),
+            (v::REPLAY_MISS, "maybe"),
         ] {
             let err = Settings::load(&Env::from_pairs([(name, value)])).unwrap_err();
-            assert_eq!(err.name, name);
-            assert!(err.to_string().contains(name) && err.to_string().contains(value));
+            assert_eq!(err.name, name, "{name}={value}");
+            let text = err.to_string();
+            assert!(text.contains(name), "{text}");
         }
+    }
+
+    #[test]
+    fn words_are_named_in_the_error() {
+        let err = Settings::load(&Env::from_pairs([(v::REPLAY_MISS, "x")])).unwrap_err();
+        assert_eq!(err.expected, "`fail` or `native` or `remote`");
+        let env = Env::from_pairs([(v::REPLAY_MISS, "remote"), (v::LOG_FORMAT, "json")]);
+        let s = Settings::load(&env).unwrap();
+        assert!(s.log.json && s.replay_miss == MissPolicy::Remote);
     }
 
     #[test]
@@ -189,5 +318,25 @@ mod tests {
         let err =
             Settings::load(&Env::from_pairs([(v::BACKEND, "http://127.0.0.1:1")])).unwrap_err();
         assert_eq!(err.name, v::STORE);
+    }
+
+    #[test]
+    fn both_native_variables_conflict() {
+        let env = Env::from_pairs([(v::NATIVE_BIN, "/bin/true"), (v::NATIVE_LIB, "/x.so")]);
+        assert_eq!(Settings::load(&env).unwrap_err().name, v::NATIVE_LIB);
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_are_errors() {
+        let mut env = Env::from_pairs([(v::STORE, "file:///s")]);
+        env.set_not_utf8(v::BACKEND);
+        let err = Settings::load(&env).unwrap_err();
+        assert_eq!(err.name, v::BACKEND);
+        let mut env = Env::default();
+        env.set_not_utf8("BB_REMOTE_SOMETHING");
+        assert_eq!(
+            Settings::load(&env).unwrap_err().name,
+            "BB_REMOTE_SOMETHING"
+        );
     }
 }

@@ -62,3 +62,101 @@ env_vars! {
 /// Set by the shim before handing over to a native bb, so a native that turns out to
 /// be the shim itself is caught instead of looping forever.
 pub const RECURSION_GUARD: &str = "__BB_REMOTE_DEPTH";
+
+/// The process environment as the shim saw it. Empty values count as unset.
+/// Injectable, so tests never mutate the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: std::collections::BTreeMap<String, String>,
+    /// `BB_REMOTE_*` variables whose value is not UTF-8: a configuration error, never
+    /// silently ignored (see `config::Settings::load`).
+    not_utf8: Vec<String>,
+}
+
+impl Env {
+    /// Read the real process environment. Non-UTF-8 values are left out; the names of
+    /// `BB_REMOTE_*` ones are kept so the configuration can refuse them.
+    pub fn from_process() -> Self {
+        let mut env = Self::default();
+        for (name, value) in std::env::vars_os() {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => {
+                    env.vars.insert(name, value);
+                }
+                Err(_) if name.starts_with(PREFIX) => env.not_utf8.push(name),
+                Err(_) => {}
+            }
+        }
+        env
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            not_utf8: Vec::new(),
+        }
+    }
+
+    /// The value of `name`, or `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.vars.insert(name.to_owned(), value.into());
+    }
+
+    /// Mark `name` as set to a value that is not UTF-8 (what [`Env::from_process`]
+    /// records; for tests of that path).
+    pub fn set_not_utf8(&mut self, name: &str) {
+        self.vars.remove(name);
+        self.not_utf8.push(name.to_owned());
+    }
+
+    /// The `BB_REMOTE_*` variables whose value is not UTF-8.
+    pub fn not_utf8(&self) -> &[String] {
+        &self.not_utf8
+    }
+
+    /// Every set variable whose name starts with `prefix` (e.g. `AWS_`), for handing
+    /// standard cloud credentials to object_store's builders.
+    pub fn vars_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.vars
+            .iter()
+            .filter(move |(k, v)| k.starts_with(prefix) && !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Every set `BB_REMOTE_*` variable, for diagnostics.
+    pub fn bb_remote_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars_with_prefix(PREFIX)
+    }
+}
+
+/// The prefix of every variable of ours.
+pub const PREFIX: &str = "BB_REMOTE_";
+
+/// A `BB_REMOTE_*` value that could not be understood. Its display never shows a
+/// secret: URL passwords are masked ([`crate::config::Redacted`]) and the values of
+/// token variables are not shown at all.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value} for {name}: expected {expected}", value = crate::redact::shown_value(name, value))]
+pub struct BadValue {
+    pub name: String,
+    pub value: String,
+    pub expected: String,
+}

@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod delegate;
+pub mod diag;
 pub mod doctor;
 pub mod env_vars;
 pub mod exit;
@@ -30,6 +31,7 @@ pub mod grammar;
 pub mod logging;
 pub mod native;
 pub mod record;
+pub mod redact;
 pub mod route;
 pub mod shim;
 pub mod store;

@@ -1,45 +1,33 @@
 //! bb-remote's own diagnostics: `tracing` to stderr (stdout belongs to bb), filtered by
 //! `BB_REMOTE_LOG` (tracing's filter syntax), as text or JSON (`BB_REMOTE_LOG_FORMAT`).
-//! Passthrough never calls this: it has nothing to log and must stay cheap.
+//! Passthrough never calls this: it has nothing to log and must stay cheap. Every
+//! event passes through the secret scrubber of [`crate::diag`] before it is written.
 
-use crate::config::{BadValue, Env};
-use crate::env_vars;
+use crate::config::{BadValue, Env, LogSettings};
 use tracing_subscriber::EnvFilter;
 
 /// Install the subscriber; `default_filter` applies when `BB_REMOTE_LOG` is unset.
 /// A bad filter or format is an error naming the variable.
 pub fn init(env: &Env, default_filter: &str) -> Result<(), BadValue> {
-    let filter_text = env.get(env_vars::LOG).unwrap_or(default_filter);
-    let filter = EnvFilter::try_new(filter_text).map_err(|_| BadValue {
-        name: env_vars::LOG,
-        value: filter_text.to_owned(),
-        expected: "a tracing filter such as `debug` or `bb_remote=debug,info`",
-    })?;
-    let json = json_format(env)?;
+    init_with(&LogSettings::load(env)?, default_filter);
+    Ok(())
+}
+
+/// Install the subscriber for settings already checked by the configuration.
+pub fn init_with(log: &LogSettings, default_filter: &str) {
+    let filter = log.filter.as_deref().unwrap_or(default_filter);
+    // Checked by the configuration; a default that fails to parse logs nothing.
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::diag::ScrubbedStderr::make)
         .with_ansi(false);
     // A second init in one process (tests) keeps the first subscriber.
-    let _ = if json {
+    let _ = if log.json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
-    Ok(())
-}
-
-/// `BB_REMOTE_LOG_FORMAT`: `text` (default) or `json`; true for JSON.
-pub fn json_format(env: &Env) -> Result<bool, BadValue> {
-    match env.get(env_vars::LOG_FORMAT) {
-        None | Some("text") => Ok(false),
-        Some("json") => Ok(true),
-        Some(other) => Err(BadValue {
-            name: env_vars::LOG_FORMAT,
-            value: other.to_owned(),
-            expected: "`text` or `json`",
-        }),
-    }
 }
 
 /// An error and its sources on one line, `outer: inner: ...`, for the shim's, the worker's and doctor's messages.
@@ -61,6 +49,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env_vars;
 
     #[test]
     fn bad_values_name_the_variable() {

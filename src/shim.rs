@@ -5,7 +5,7 @@
 //! parsing it, so passthrough costs next to nothing.
 
 use crate::config::{Env, Settings};
-use crate::{env_vars, exit, native};
+use crate::{exit, native};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -21,14 +21,11 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
         Ok(s) => s,
         Err(err) => return report(&err, exit::CONFIG),
     };
-    let record_or_replay =
-        env.get(env_vars::RECORD).is_some() || env.get(env_vars::REPLAY).is_some();
-    if settings.backend.is_none() && !record_or_replay {
+    if settings.is_passthrough() {
         return passthrough(env, argv);
     }
-    if let Err(err) = crate::logging::init(env, "warn") {
-        return report(&err, exit::CONFIG);
-    }
+    crate::diag::init(env);
+    crate::logging::init_with(&settings.log, "warn");
     if let Some(code) = crate::record::intercept(&settings, env, argv) {
         return code;
     }
@@ -45,7 +42,7 @@ pub(crate) fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
 
 /// The shim's own error line: always stderr, prefixed so it is told apart from bb's.
 pub(crate) fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
-    eprintln!("bb-remote: error: {err}");
+    crate::diag::error(err);
     code
 }
 

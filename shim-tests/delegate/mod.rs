@@ -1,6 +1,7 @@
 //! Delegation end to end: the `bb` shim sends heavy commands to a real
 //! `bb-remote worker` through object storage and TES, and the caller sees what a
 //! local bb would have written.
+mod config;
 mod faults;
 mod harness;
 mod legacy;

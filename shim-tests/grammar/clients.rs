@@ -127,8 +127,7 @@ fn client_0_63_1_with_recursive_and_literal_empty_arguments() {
         &argv("write_vk_ultra_honk -o /wd/vk/A/vk -b /wd/vk/A/bytecode ''"),
         &Env::default(),
         GrammarHint::Auto,
-    )
-    .unwrap();
+    );
     assert_eq!(inv.generation, Generation::Legacy);
     assert_eq!(
         native("write_vk_ultra_honk -o /wd/vk/A/vk -b /wd/vk/A/bytecode ''"),
@@ -176,7 +175,7 @@ fn client_0_65_tube_and_0_66_avm() {
 #[test]
 fn client_0_66_pxe_client_ivc_prove_is_legacy_and_native() {
     let line = "prove -o /d -b /d/acir.msgpack -w /d/witnesses.msgpack -v --scheme client_ivc --input_type runtime_stack";
-    let inv = parse(&argv(line), &Env::default(), GrammarHint::Auto).unwrap();
+    let inv = parse(&argv(line), &Env::default(), GrammarHint::Auto);
     assert_eq!(inv.generation, Generation::Legacy);
     assert_eq!(native(line), NativeCode::NotDelegated);
 }

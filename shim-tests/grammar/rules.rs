@@ -167,8 +167,8 @@ fn non_utf8_argv_goes_native() {
         OsString::from("-b"),
         OsString::from_vec(vec![b'/', 0xff]),
     ];
-    let inv = parse(&args, &Env::default(), GrammarHint::Auto).unwrap();
-    let Route::Native(reason) = route(&inv, &Env::default(), Path::new(CWD)).unwrap() else {
+    let inv = parse(&args, &Env::default(), GrammarHint::Auto);
+    let Route::Native(reason) = route(&inv, &DelegateSet::Default, Path::new(CWD)) else {
         panic!()
     };
     assert_eq!(reason.code, NativeCode::NotUtf8);
@@ -176,8 +176,8 @@ fn non_utf8_argv_goes_native() {
 
 #[test]
 fn relative_working_directory_goes_native() {
-    let inv = parse(&argv("prove -o /t"), &Env::default(), GrammarHint::Auto).unwrap();
-    let Route::Native(reason) = route(&inv, &Env::default(), Path::new("rel")).unwrap() else {
+    let inv = parse(&argv("prove -o /t"), &Env::default(), GrammarHint::Auto);
+    let Route::Native(reason) = route(&inv, &DelegateSet::Default, Path::new("rel")) else {
         panic!()
     };
     assert_eq!(reason.code, NativeCode::BadWorkingDirectory);
@@ -208,8 +208,7 @@ fn bb_remote_delegate_overrides_the_set() {
     );
 
     let bad = Env::from_pairs([("BB_REMOTE_DELEGATE", "prove,bogus")]);
-    let inv = parse(&argv("prove"), &bad, GrammarHint::Auto).unwrap();
-    let err = route(&inv, &bad, Path::new(CWD)).unwrap_err();
+    let err = Settings::load(&bad).unwrap_err();
     assert!(
         err.to_string().contains("BB_REMOTE_DELEGATE") && err.to_string().contains("bogus"),
         "{err}"
@@ -224,12 +223,7 @@ fn bb_remote_grammar_forces_the_grammar() {
     );
     let plan = remote_env("avm_prove -o /t", &[("BB_REMOTE_GRAMMAR", "legacy")]);
     assert_eq!(plan.generation, Generation::Legacy);
-    let err = parse(
-        &argv("prove"),
-        &Env::from_pairs([("BB_REMOTE_GRAMMAR", "v3")]),
-        GrammarHint::Auto,
-    )
-    .unwrap_err();
+    let err = Settings::load(&Env::from_pairs([("BB_REMOTE_GRAMMAR", "v3")])).unwrap_err();
     assert!(err.to_string().contains("BB_REMOTE_GRAMMAR"));
 }
 

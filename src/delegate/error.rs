@@ -26,6 +26,9 @@ pub enum DelegateError {
     /// Writing the outputs (or reading an input) failed locally.
     #[error("{0}")]
     Io(String),
+    /// The configuration cannot work (e.g. a store URL object_store cannot build).
+    #[error("{0}")]
+    Config(String),
     #[error("interrupted")]
     Interrupted(Interrupt),
 }
@@ -36,6 +39,7 @@ impl DelegateError {
             Self::Unavailable(_) | Self::TaskFailed(_) => exit::BACKEND_UNAVAILABLE,
             Self::Rejected(_) | Self::BadOutputs(_) => exit::BACKEND_REJECTED,
             Self::Io(_) => exit::IO,
+            Self::Config(_) => exit::CONFIG,
             Self::Interrupted(signal) => signal.exit_code(),
         }
     }

@@ -30,12 +30,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Env, Fallback, Settings};
-use crate::grammar::{parse, GrammarHint};
+use crate::env_vars;
+use crate::grammar::parse;
+use crate::logging::error_chain;
 use crate::route::{route, InputSource, Plan, Route};
 use crate::shim::{passthrough, report, runtime};
 use crate::store::Store;
 use crate::tes::client::{ClientOptions, RetryPolicy, TesClient};
-use crate::{env_vars, exit};
 use error::DelegateError;
 use tes_transport::TesTransport;
 use transport::{Job, JobInput, RemoteResult, Transport};
@@ -56,13 +57,13 @@ pub fn run(settings: &Settings, env: &Env, argv: &[OsString]) -> u8 {
         Ok(cwd) => cwd,
         Err(_) => return passthrough(env, argv),
     };
-    let plan = match parse(args, env, GrammarHint::Auto).and_then(|inv| route(&inv, env, &cwd)) {
-        Ok(Route::Remote(plan)) => plan,
-        Ok(Route::Native(reason)) => {
+    let invocation = parse(args, env, settings.grammar_hint());
+    let plan = match route(&invocation, &settings.delegate, &cwd) {
+        Route::Remote(plan) => plan,
+        Route::Native(reason) => {
             tracing::debug!(code = ?reason.code, "running natively: {}", reason.message);
             return passthrough(env, argv);
         }
-        Err(err) => return report(&err, exit::CONFIG),
     };
     let Some(present) = present_inputs(&plan) else {
         return passthrough(env, argv);
@@ -173,13 +174,19 @@ pub fn tes_transport(
         .map(|u| u.as_str())
         .unwrap_or_default();
     let options = ClientOptions {
-        token: env.get(env_vars::TOKEN).map(str::to_owned),
+        token: settings.token.clone(),
         retry: SHIM_RETRY,
         ..ClientOptions::default()
     };
     let client = TesClient::new(backend, options)?;
-    let store = Store::from_env(env)?
-        .ok_or_else(|| DelegateError::Rejected(format!("{} is not set", env_vars::STORE)))?;
+    let store_url = settings
+        .store
+        .as_ref()
+        .ok_or_else(|| DelegateError::Config(format!("{} is not set", env_vars::STORE)))?;
+    let store = Store::from_url(store_url.as_str(), env).map_err(|err| match err {
+        crate::store::StoreError::InvalidConfig { .. } => DelegateError::Config(error_chain(&err)),
+        other => other.into(),
+    })?;
     let bytecode = present
         .iter()
         .find(|(i, _)| plan.inputs[*i].role == "bytecode")
@@ -187,8 +194,7 @@ pub fn tes_transport(
     let size = bytecode
         .and_then(|(_, p)| std::fs::metadata(p).ok())
         .map(|m| m.len());
-    let resources = resources::for_circuit(env, bytecode.map(|(g, _)| g), size)
-        .map_err(|e| DelegateError::Rejected(e.to_string()))?;
+    let resources = resources::for_circuit(settings, bytecode.map(|(g, _)| g), size);
     Ok(TesTransport {
         client,
         store,

@@ -1,14 +1,13 @@
-//! CPU and memory to ask the backend for, per circuit (design §10).
+//! CPU and memory to ask the backend for, per circuit (sizes: docs/architecture.md).
 //!
 //! Order: `BB_REMOTE_CPU_CORES` / `BB_REMOTE_RAM_GB` when set; else the Aztec client's
 //! bytecode file name `<Artifact>-bytecode` looked up in the published table; else a
 //! size class of the bytecode file. Small circuits ask for little, so test circuits
 //! fit a 2-core worker.
-use crate::config::{BadValue, Env};
-use crate::env_vars;
+use crate::config::Settings;
 use crate::tes::types::Resources;
 
-/// Known Aztec artifacts: (artifact name, GiB, cores). Memory from design §10;
+/// Known Aztec artifacts: (artifact name, GiB, cores). Memory measured on Aztec's rollup circuits;
 /// multi-threading pays up to 16 cores.
 const ARTIFACTS: &[(&str, f64, i32)] = &[
     ("RootRollupArtifact", 30.0, 16),
@@ -31,40 +30,23 @@ const SIZE_CLASSES: &[(u64, f64, i32)] =
 const LARGEST: (f64, i32) = (30.0, 16);
 
 /// Resources for a task whose bytecode file is named `bytecode_name` (the path as
-/// given) and is `bytecode_size` bytes long (None: no bytecode input).
+/// given) and is `bytecode_size` bytes long (None: no bytecode input);
+/// `BB_REMOTE_CPU_CORES` / `BB_REMOTE_RAM_GB` (checked by `config`) override.
 pub fn for_circuit(
-    env: &Env,
+    settings: &Settings,
     bytecode_name: Option<&str>,
     bytecode_size: Option<u64>,
-) -> Result<Resources, BadValue> {
-    let (mut ram_gb, mut cores) = bytecode_name
+) -> Resources {
+    let (ram_gb, cores) = bytecode_name
         .and_then(artifact_of)
         .and_then(|name| ARTIFACTS.iter().find(|(a, _, _)| *a == name))
         .map(|&(_, ram, cores)| (ram, cores))
         .unwrap_or_else(|| by_size(bytecode_size.unwrap_or(0)));
-    if let Some(v) = env.get(env_vars::CPU_CORES) {
-        cores = v.parse::<i32>().ok().filter(|&n| n > 0).ok_or(BadValue {
-            name: env_vars::CPU_CORES,
-            value: v.to_owned(),
-            expected: "a positive whole number of cores",
-        })?;
-    }
-    if let Some(v) = env.get(env_vars::RAM_GB) {
-        ram_gb = v
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite() && *n > 0.0)
-            .ok_or(BadValue {
-                name: env_vars::RAM_GB,
-                value: v.to_owned(),
-                expected: "a positive number of GiB",
-            })?;
-    }
-    Ok(Resources {
-        cpu_cores: Some(cores),
-        ram_gb: Some(ram_gb),
+    Resources {
+        cpu_cores: Some(settings.cpu_cores.unwrap_or(cores)),
+        ram_gb: Some(settings.ram_gb.unwrap_or(ram_gb)),
         ..Resources::default()
-    })
+    }
 }
 
 /// `RootRollupArtifact` from `/tmp/x/RootRollupArtifact-bytecode`.
@@ -83,33 +65,36 @@ fn by_size(size: u64) -> (f64, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
+    use crate::env_vars;
 
-    fn get(env: &Env, name: &str, size: u64) -> (i32, f64) {
-        let r = for_circuit(env, Some(name), Some(size)).unwrap();
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(&Env::from_pairs(pairs.iter().copied())).unwrap()
+    }
+
+    fn get(env: &Settings, name: &str, size: u64) -> (i32, f64) {
+        let r = for_circuit(env, Some(name), Some(size));
         (r.cpu_cores.unwrap(), r.ram_gb.unwrap())
     }
 
     #[test]
     fn artifact_names_use_the_table() {
-        let env = Env::default();
+        let env = settings(&[]);
         assert_eq!(get(&env, "/t/RootRollupArtifact-bytecode", 10), (16, 30.0));
         assert_eq!(get(&env, "MergeRollupArtifact-bytecode", 10), (16, 9.0));
     }
 
     #[test]
     fn unknown_names_go_by_size() {
-        let env = Env::default();
+        let env = settings(&[]);
         assert_eq!(get(&env, "/t/program.json", 300_000), (1, 1.0));
         assert_eq!(get(&env, "/t/Other-bytecode", 5 << 20), (2, 4.0));
         assert_eq!(get(&env, "/t/p.json", 100 << 20), (16, 30.0));
     }
 
     #[test]
-    fn variables_override_and_are_checked() {
-        let env = Env::from_pairs([(env_vars::CPU_CORES, "3"), (env_vars::RAM_GB, "2.5")]);
+    fn variables_override() {
+        let env = settings(&[(env_vars::CPU_CORES, "3"), (env_vars::RAM_GB, "2.5")]);
         assert_eq!(get(&env, "/t/RootRollupArtifact-bytecode", 1), (3, 2.5));
-        let bad = Env::from_pairs([(env_vars::RAM_GB, "lots")]);
-        let err = for_circuit(&bad, None, None).unwrap_err();
-        assert_eq!(err.name, env_vars::RAM_GB);
     }
 }

@@ -38,7 +38,7 @@ pub async fn check_backend(env: &Env) -> Vec<Check> {
             ];
         }
     };
-    let shown = super::config_check::redact_url(backend);
+    let shown = crate::config::Redacted(backend).to_string();
 
     let started = Instant::now();
     let backend_check = match client.service_info().await {

@@ -1,7 +1,7 @@
 //! The checks that need no I/O: the `BB_REMOTE_*` variables and the delegated set.
 
 use super::{Check, Status};
-use crate::config::{Env, Settings};
+use crate::config::{Env, Redacted, Settings};
 use crate::env_vars;
 use crate::grammar::tables;
 use crate::route::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
@@ -14,7 +14,7 @@ pub fn check_config(env: &Env) -> Check {
     let mut details: Vec<String> = env
         .bb_remote_vars()
         .filter(|(name, _)| !SECRETS.contains(name))
-        .map(|(name, value)| format!("{name}={} (environment)", redact_url(value)))
+        .map(|(name, value)| format!("{name}={} (environment)", Redacted(value)))
         .collect();
     // The shim's token is always shown as set or unset; the worker's only when set.
     if env.get(env_vars::TOKEN).is_none() {
@@ -41,7 +41,7 @@ pub fn check_config(env: &Env) -> Check {
         }
     };
     let mode = match (&settings.backend, env.get(env_vars::BACKEND)) {
-        (Some(_), Some(url)) => format!("delegating to {}", redact_url(url)),
+        (Some(_), Some(url)) => format!("delegating to {}", Redacted(url)),
         _ => format!(
             "passthrough only ({} unset: every command runs on the native bb)",
             env_vars::BACKEND
@@ -64,28 +64,24 @@ pub fn check_config(env: &Env) -> Check {
 
 /// `delegate`: the command names delegated in each grammar, after `BB_REMOTE_DELEGATE`.
 pub fn check_delegate_set(env: &Env) -> Check {
-    let set = match DelegateSet::from_env(env) {
-        Ok(set) => set,
-        Err(bad) => {
+    let settings = match Settings::load(env) {
+        Ok(settings) => settings,
+        Err(bad) if bad.name == env_vars::DELEGATE || bad.name == env_vars::GRAMMAR => {
             return Check::new(
                 "delegate",
                 Status::Fail,
                 format!("{bad} - fix or unset {}", bad.name),
             );
         }
-    };
-    if let Some(forced) = env.get(env_vars::GRAMMAR) {
-        if !matches!(forced, "legacy" | "modern") {
+        Err(bad) => {
             return Check::new(
                 "delegate",
-                Status::Fail,
-                format!(
-                    "invalid value {forced:?} for {}: expected `legacy` or `modern` - fix or unset it",
-                    env_vars::GRAMMAR
-                ),
+                Status::Skip,
+                format!("not checked: the configuration is invalid ({})", bad.name),
             );
         }
-    }
+    };
+    let set = settings.delegate;
     let (source, legacy, modern) = match &set {
         DelegateSet::Default => (
             "the default heavy set",
@@ -120,13 +116,14 @@ pub fn check_delegate_set(env: &Env) -> Check {
     if modern.iter().any(|n| n == "prove") {
         details.push("modern `prove` is delegated only with scheme ultra_honk".to_owned());
     }
-    if let Some(forced) = env.get(env_vars::GRAMMAR) {
+    if let Some(forced) = settings.grammar {
         details.push(format!(
-            "grammar forced to {forced} by {}",
+            "grammar forced to {} by {}",
+            forced.as_str(),
             env_vars::GRAMMAR
         ));
     }
-    if env.get(env_vars::BACKEND).is_none() {
+    if settings.backend.is_none() {
         return Check::new(
             "delegate",
             Status::Skip,
@@ -147,17 +144,6 @@ pub fn check_delegate_set(env: &Env) -> Check {
         ),
     )
     .with_details(details)
-}
-
-/// A URL with any password replaced, so credentials in a URL are not printed.
-pub fn redact_url(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("REDACTED"));
-            url.to_string()
-        }
-        _ => value.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -206,7 +192,7 @@ mod tests {
         let e = env(&[(env_vars::STORE, "https://user:pw123@example.com/bucket")]);
         let check = check_config(&e);
         let all = check.details.join("\n");
-        assert!(!all.contains("pw123") && all.contains("REDACTED"), "{all}");
+        assert!(!all.contains("pw123") && all.contains("user:***@"), "{all}");
     }
 
     #[test]
@@ -240,6 +226,7 @@ mod tests {
         assert!(check.summary.contains("BB_REMOTE_BACKEND is unset"));
         let e = env(&[
             (env_vars::BACKEND, "http://h:1"),
+            (env_vars::STORE, "file:///s"),
             (env_vars::DELEGATE, "prove_tube,write_vk"),
         ]);
         let check = check_delegate_set(&e);
@@ -247,7 +234,10 @@ mod tests {
         assert!(check.summary.starts_with("BB_REMOTE_DELEGATE"), "{check:?}");
         // prove_tube exists in both grammars (modern until 2.x); write_vk too.
         assert_eq!(check.details[0], "legacy (0.47-0.76): prove_tube, write_vk");
-        let e = env(&[(env_vars::BACKEND, "http://h:1")]);
+        let e = env(&[
+            (env_vars::BACKEND, "http://h:1"),
+            (env_vars::STORE, "file:///s"),
+        ]);
         let check = check_delegate_set(&e);
         assert!(check.details[1].contains("prove, avm_prove"), "{check:?}");
     }

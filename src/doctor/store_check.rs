@@ -46,7 +46,7 @@ pub async fn check_store(env: &Env) -> Check {
             );
         }
     };
-    let url = super::config_check::redact_url(store.base_url().as_str());
+    let url = crate::config::Redacted(store.base_url().as_str()).to_string();
     let started = Instant::now();
     let outcome = match tokio::time::timeout(CHECK_TIMEOUT, probe(&store)).await {
         Ok(outcome) => outcome,

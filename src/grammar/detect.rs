@@ -1,7 +1,7 @@
 //! Which grammar an argv is written in, and the one `parse` entry point.
 //!
-//! Precedence: `BB_REMOTE_GRAMMAR` (`legacy` | `modern`) > the caller's hint >
-//! detection from argv. Detection:
+//! Precedence: the caller's hint (`BB_REMOTE_GRAMMAR`, read by `config`, arrives as
+//! [`GrammarHint::Env`]) > detection from argv. Detection:
 //!
 //! 1. The command is the first token that is not an option (skipping the value of a
 //!    leading `-c`/`--crs_path`). If argv starts with an option, the argv is modern:
@@ -24,8 +24,7 @@
 use super::invocation::{GrammarSource, Invocation, Parsed};
 use super::table::Generation;
 use super::{legacy, legacy_table, modern, modern_table};
-use crate::config::{BadValue, Env};
-use crate::env_vars;
+use crate::config::Env;
 use std::ffi::OsString;
 
 /// What the caller already knows about the bb it fronts (e.g. from its version).
@@ -34,7 +33,10 @@ pub enum GrammarHint {
     /// Tell the grammars apart from argv.
     #[default]
     Auto,
+    /// The caller knows the grammar (e.g. from the bb version it fronts).
     Force(Generation),
+    /// The operator forced it with `BB_REMOTE_GRAMMAR`.
+    Env(Generation),
 }
 
 const LEGACY_MARKERS: &[&str] = &[
@@ -47,17 +49,17 @@ const LEGACY_MARKERS: &[&str] = &[
     "--avm-dump-trace",
 ];
 
-/// Parse bb's argv (without the program name). No I/O; the only error is a bad
-/// `BB_REMOTE_GRAMMAR`.
-pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Result<Invocation, BadValue> {
+/// Parse bb's argv (without the program name). No I/O. `env` supplies bb's own
+/// environment fallbacks (`BB_SCHEME`, ...).
+pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Invocation {
     let args: Vec<String> = argv
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (generation, grammar_source) = match (forced(env)?, hint) {
-        (Some(g), _) => (g, GrammarSource::Env),
-        (None, GrammarHint::Force(g)) => (g, GrammarSource::Hint),
-        (None, GrammarHint::Auto) => {
+    let (generation, grammar_source) = match hint {
+        GrammarHint::Env(g) => (g, GrammarSource::Env),
+        GrammarHint::Force(g) => (g, GrammarSource::Hint),
+        GrammarHint::Auto => {
             let (g, why) = detect(&args);
             (g, GrammarSource::Detected(why))
         }
@@ -69,24 +71,11 @@ pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Result<Invocati
             Generation::Modern => modern::parse(&args, env),
         },
     };
-    Ok(Invocation {
+    Invocation {
         generation,
         grammar_source,
         args,
         parsed,
-    })
-}
-
-fn forced(env: &Env) -> Result<Option<Generation>, BadValue> {
-    match env.get(env_vars::GRAMMAR) {
-        None => Ok(None),
-        Some("legacy") => Ok(Some(Generation::Legacy)),
-        Some("modern") => Ok(Some(Generation::Modern)),
-        Some(other) => Err(BadValue {
-            name: env_vars::GRAMMAR,
-            value: other.to_owned(),
-            expected: "`legacy` or `modern`",
-        }),
     }
 }
 
@@ -171,27 +160,18 @@ mod tests {
     }
 
     #[test]
-    fn the_env_forces_a_grammar_and_a_bad_value_names_the_variable() {
+    fn a_hint_forces_a_grammar_and_says_where_it_came_from() {
         let argv: Vec<OsString> = vec!["prove".into()];
-        let env = Env::from_pairs([(env_vars::GRAMMAR, "legacy")]);
+        let env = Env::default();
         assert_eq!(
-            parse(&argv, &env, GrammarHint::Auto).unwrap().generation,
-            Generation::Legacy
+            parse(&argv, &env, GrammarHint::Auto).generation,
+            Generation::Modern
         );
-        let hinted = parse(
-            &argv,
-            &Env::default(),
-            GrammarHint::Force(Generation::Legacy),
-        )
-        .unwrap();
+        let forced = parse(&argv, &env, GrammarHint::Env(Generation::Legacy));
+        assert_eq!(forced.generation, Generation::Legacy);
+        assert_eq!(forced.grammar_source, GrammarSource::Env);
+        let hinted = parse(&argv, &env, GrammarHint::Force(Generation::Legacy));
         assert_eq!(hinted.grammar_source, GrammarSource::Hint);
-        let err = parse(
-            &argv,
-            &Env::from_pairs([(env_vars::GRAMMAR, "old")]),
-            GrammarHint::Auto,
-        )
-        .unwrap_err();
-        assert_eq!(err.name, env_vars::GRAMMAR);
     }
 
     #[test]
@@ -201,7 +181,7 @@ mod tests {
             OsString::from("prove"),
             OsString::from_vec(vec![0xff, 0xfe]),
         ];
-        let inv = parse(&argv, &Env::default(), GrammarHint::Auto).unwrap();
+        let inv = parse(&argv, &Env::default(), GrammarHint::Auto);
         assert_eq!(inv.parsed, Parsed::NotUtf8 { index: 1 });
     }
 }

@@ -23,11 +23,9 @@ pub mod recorder;
 pub mod replay;
 
 use std::ffi::OsString;
-use std::path::Path;
 
 use crate::config::{Env, Settings};
 use crate::delegate::exit_code_of;
-use crate::env_vars;
 use crate::shim::{passthrough, report, runtime};
 
 /// One shim invocation: its settings, environment and argv (argv[0] included).
@@ -46,9 +44,9 @@ pub fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8
         env,
         argv,
     };
-    if let Some(dir) = env.get(env_vars::REPLAY) {
-        return Some(replay::run(settings, env, argv, Path::new(dir)));
+    if let Some(dir) = &settings.replay {
+        return Some(replay::run(settings, env, argv, dir));
     }
-    let dir = env.get(env_vars::RECORD)?;
-    Some(recorder::run(&shim, Path::new(dir)))
+    let dir = settings.record.as_deref()?;
+    Some(recorder::run(&shim, dir))
 }

@@ -11,9 +11,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::config::{BadValue, Env};
+use crate::config::{Env, Settings};
 use crate::delegate::present_inputs;
-use crate::grammar::{parse, Generation, GrammarHint, Parsed};
+use crate::grammar::{parse, Generation, Parsed};
 use crate::route::{
     route, ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, Route, PLAN_VERSION,
 };
@@ -32,15 +32,15 @@ const OUTPUT_FLAGS: &[&str] = &["-o", "--output_path", "--output-path"];
 const CRS_FLAGS: &[&str] = &["-c", "--crs_path", "--crs-path"];
 
 /// The plan for `args` (argv without the program name) run in `cwd`.
-pub fn choose(env: &Env, args: &[OsString], cwd: &Path) -> Result<Chosen, BadValue> {
-    let invocation = parse(args, env, GrammarHint::Auto)?;
-    if let Route::Remote(plan) = route(&invocation, env, cwd)? {
+pub fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Chosen {
+    let invocation = parse(args, env, settings.grammar_hint());
+    if let Route::Remote(plan) = route(&invocation, &settings.delegate, cwd) {
         if let Some(present) = present_inputs(&plan) {
-            return Ok(Chosen {
+            return Chosen {
                 plan,
                 present,
                 delegable: true,
-            });
+            };
         }
     }
     let command = match &invocation.parsed {
@@ -54,11 +54,11 @@ pub fn choose(env: &Env, args: &[OsString], cwd: &Path) -> Result<Chosen, BadVal
         .enumerate()
         .map(|(i, input)| (i, PathBuf::from(&input.path)))
         .collect();
-    Ok(Chosen {
+    Chosen {
         plan,
         present,
         delegable: false,
-    })
+    }
 }
 
 /// A plan from argv alone (see the module docs).

@@ -59,10 +59,12 @@ pub fn run(shim: &Shim<'_>, dir: &Path) -> u8 {
             return super::report(&format!("reading the working directory: {err}"), exit::IO)
         }
     };
-    let chosen = match plan::choose(shim.env, shim.argv.get(1..).unwrap_or_default(), &cwd) {
-        Ok(chosen) => chosen,
-        Err(err) => return super::report(&err, exit::CONFIG),
-    };
+    let chosen = plan::choose(
+        shim.settings,
+        shim.env,
+        shim.argv.get(1..).unwrap_or_default(),
+        &cwd,
+    );
     let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -11,38 +11,12 @@ use std::path::{Path, PathBuf};
 
 use super::format::{FixtureDir, FormatError, Record};
 use super::plan;
-use crate::config::{Env, Settings};
+use crate::config::{Env, MissPolicy, Settings};
 use crate::delegate::error::DelegateError;
 use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
 use crate::delegate::{execute_plan, replay_streams};
 use crate::store::{hash_file, Digest};
 use crate::{env_vars, exit};
-
-/// What to do when no fixture matches (`BB_REMOTE_REPLAY_MISS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissPolicy {
-    /// Exit [`exit::REPLAY_MISS`] naming the key and the nearest recorded invocation.
-    Fail,
-    /// Run the native bb.
-    Native,
-    /// Run it on the backend (`BB_REMOTE_BACKEND` must be set).
-    Remote,
-}
-
-impl MissPolicy {
-    pub fn from_env(env: &Env) -> Result<Self, crate::config::BadValue> {
-        match env.get(env_vars::REPLAY_MISS) {
-            None | Some("fail") => Ok(Self::Fail),
-            Some("native") => Ok(Self::Native),
-            Some("remote") => Ok(Self::Remote),
-            Some(other) => Err(crate::config::BadValue {
-                name: env_vars::REPLAY_MISS,
-                value: other.to_owned(),
-                expected: "`fail`, `native` or `remote`",
-            }),
-        }
-    }
-}
 
 /// Why replay could not answer.
 #[derive(Debug)]
@@ -187,10 +161,7 @@ fn nearest(dir: &FixtureDir, job: &Job<'_>) -> Option<String> {
 
 /// The shim with `BB_REMOTE_REPLAY=<dir>` set. Returns the exit code.
 pub fn run(settings: &Settings, env: &Env, argv: &[OsString], dir: &Path) -> u8 {
-    let policy = match MissPolicy::from_env(env) {
-        Ok(p) => p,
-        Err(err) => return super::report(&err, exit::CONFIG),
-    };
+    let policy = settings.replay_miss;
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(err) => {
@@ -198,10 +169,7 @@ pub fn run(settings: &Settings, env: &Env, argv: &[OsString], dir: &Path) -> u8 
         }
     };
     let args = argv.get(1..).unwrap_or_default();
-    let chosen = match plan::choose(env, args, &cwd) {
-        Ok(chosen) => chosen,
-        Err(err) => return super::report(&err, exit::CONFIG),
-    };
+    let chosen = plan::choose(settings, env, args, &cwd);
     let runtime = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -275,26 +243,5 @@ fn on_miss(
             ),
             exit::CONFIG,
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn miss_policy_from_env() {
-        let env = |v: &str| Env::from_pairs([(env_vars::REPLAY_MISS, v)]);
-        assert_eq!(MissPolicy::from_env(&env("")).unwrap(), MissPolicy::Fail);
-        assert_eq!(
-            MissPolicy::from_env(&env("native")).unwrap(),
-            MissPolicy::Native
-        );
-        assert_eq!(
-            MissPolicy::from_env(&env("remote")).unwrap(),
-            MissPolicy::Remote
-        );
-        let err = MissPolicy::from_env(&env("maybe")).unwrap_err();
-        assert!(err.to_string().contains(env_vars::REPLAY_MISS), "{err}");
     }
 }

@@ -5,8 +5,8 @@
 
 use super::plan::Plan;
 use super::verdict::{route, NativeReason, Route};
-use crate::config::Env;
-use crate::grammar::{parse, GrammarHint};
+use crate::config::{Env, Settings};
+use crate::grammar::parse;
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -30,15 +30,15 @@ enum Report<'a> {
 pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process();
     let cwd = std::env::current_dir()?;
-    let verdict =
-        parse(&args.argv, &env, GrammarHint::Auto).and_then(|inv| route(&inv, &env, &cwd));
-    let verdict = match verdict {
-        Ok(v) => v,
+    let settings = match Settings::load(&env) {
+        Ok(settings) => settings,
         Err(err) => {
-            eprintln!("bb-remote: error: {err}");
+            crate::diag::error(&err);
             return Ok(ExitCode::from(crate::exit::CONFIG));
         }
     };
+    let invocation = parse(&args.argv, &env, settings.grammar_hint());
+    let verdict = route(&invocation, &settings.delegate, &cwd);
     let report = match &verdict {
         Route::Remote(plan) => Report::Remote { plan },
         Route::Native(reason) => Report::Native { reason },

@@ -1,7 +1,7 @@
 //! Which commands are delegated: the heavy set of bb-cli.md §4, or
 //! `BB_REMOTE_DELEGATE`.
 
-use crate::config::{BadValue, Env};
+use crate::config::BadValue;
 use crate::env_vars;
 use crate::grammar::{tables, Generation};
 use std::collections::BTreeSet;
@@ -36,15 +36,15 @@ const EXPECTED: &str =
     "a comma-separated list of bb command names (e.g. `prove,avm_prove`), or `none`";
 
 impl DelegateSet {
-    /// Read `BB_REMOTE_DELEGATE`; unset or empty means the default set.
-    pub fn from_env(env: &Env) -> Result<Self, BadValue> {
-        let Some(raw) = env.get(env_vars::DELEGATE) else {
+    /// The value of `BB_REMOTE_DELEGATE` (read by `config`); `None` means the default set.
+    pub fn parse(raw: Option<&str>) -> Result<Self, BadValue> {
+        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Self::Default);
         };
         let bad = |value: &str| BadValue {
-            name: env_vars::DELEGATE,
+            name: env_vars::DELEGATE.to_owned(),
             value: value.to_owned(),
-            expected: EXPECTED,
+            expected: EXPECTED.to_owned(),
         };
         if raw.trim() == "none" {
             return Ok(Self::Only(BTreeSet::new()));
@@ -77,7 +77,7 @@ mod tests {
     use super::*;
 
     fn set(value: &str) -> Result<DelegateSet, BadValue> {
-        DelegateSet::from_env(&Env::from_pairs([(env_vars::DELEGATE, value)]))
+        DelegateSet::parse(Some(value))
     }
 
     #[test]

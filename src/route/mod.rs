@@ -1,10 +1,9 @@
 //! Routing: where a parsed bb invocation runs, and the plan for running it remotely.
 //!
 //! API (consumed by the shim and the delegation):
-//! - [`route`]`(&Invocation, &Env, cwd) -> Result<Route, BadValue>`: [`Route::Remote`]
+//! - [`route`]`(&Invocation, &DelegateSet, cwd) -> Route`: [`Route::Remote`]
 //!   with a [`Plan`], or [`Route::Native`] with a [`NativeReason`] (stable
-//!   [`NativeCode`] + message). The error is a bad `BB_REMOTE_DELEGATE` (exit
-//!   [`crate::exit::CONFIG`]). No I/O: relative paths are joined to `cwd`, nothing is
+//!   [`NativeCode`] + message). No I/O: relative paths are joined to `cwd`, nothing is
 //!   opened, canonicalised or checked for existence.
 //! - [`Plan`]: versioned JSON ([`PLAN_VERSION`]); inputs with roles, sources
 //!   (flag / env / default / implicit) and whether every bb release reads them; the
@@ -13,7 +12,8 @@
 //!   -> path) turns the template back into argv, e.g. with a worker's sandbox paths.
 //!   Implicit inputs (`source: implicit`, `prove_tube`) are not on the argv: place
 //!   them inside the mapped output directory under their `given` file name.
-//! - [`DelegateSet`]: the default heavy set per grammar, or `BB_REMOTE_DELEGATE`.
+//! - [`DelegateSet`]: the default heavy set per grammar, or `BB_REMOTE_DELEGATE`
+//!   (parsed by `config`).
 //!
 //! What goes native, and why (each is a [`NativeCode`]): anything bb rejects or
 //! answers with help/version; commands outside the delegated set; commands that

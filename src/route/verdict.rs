@@ -7,7 +7,7 @@
 use super::build::build_plan;
 use super::delegate_set::DelegateSet;
 use super::plan::Plan;
-use crate::config::{BadValue, Env};
+
 use crate::grammar::{Invocation, Parsed};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -74,13 +74,12 @@ impl NativeReason {
 }
 
 /// Decide where `invocation` runs. `cwd` is the directory bb would run in (relative
-/// paths resolve against it). The only error is a bad `BB_REMOTE_DELEGATE`.
-pub fn route(invocation: &Invocation, env: &Env, cwd: &Path) -> Result<Route, BadValue> {
-    let delegate = DelegateSet::from_env(env)?;
-    Ok(match decide(invocation, &delegate, cwd) {
+/// paths resolve against it); `delegate` is the configured set of commands to delegate.
+pub fn route(invocation: &Invocation, delegate: &DelegateSet, cwd: &Path) -> Route {
+    match decide(invocation, delegate, cwd) {
         Ok(plan) => Route::Remote(plan),
         Err(reason) => Route::Native(reason),
-    })
+    }
 }
 
 fn decide(
@@ -138,12 +137,13 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
     use crate::grammar::{parse, GrammarHint};
 
     fn code(line: &str) -> NativeCode {
         let argv: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
-        let inv = parse(&argv, &Env::default(), GrammarHint::Auto).unwrap();
-        match route(&inv, &Env::default(), Path::new("/w")).unwrap() {
+        let inv = parse(&argv, &Env::default(), GrammarHint::Auto);
+        match route(&inv, &DelegateSet::Default, Path::new("/w")) {
             Route::Native(reason) => reason.code,
             Route::Remote(plan) => panic!("{line}: remote {plan:?}"),
         }

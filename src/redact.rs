@@ -1,0 +1,99 @@
+//! Keeping secrets out of every line the shim prints.
+//!
+//! - [`Redacted`]: a URL for display, with the user-info password and every query value
+//!   (pre-signed or SAS signatures) replaced by `***`. Every place that prints a URL of
+//!   ours uses it.
+//! - [`secrets`] + [`scrub`]: the configured secrets (tokens, URL passwords, query
+//!   values), removed from text the shim did not format itself (a library error that
+//!   quotes a request URL) by the one diagnostics writer (`diag.rs`, `logging.rs`).
+
+use std::fmt;
+
+use crate::env_vars::{self as v, Env};
+
+/// A URL (or any text that may be one) for display: the password of the user info and
+/// every query value are replaced by `***`. Text that is not a URL is shown as is.
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Ok(mut url) = url::Url::parse(self.0) else {
+            return f.write_str(self.0);
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        if url.query().is_some() {
+            let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            let mut pairs = url.query_pairs_mut();
+            pairs.clear();
+            for name in names {
+                pairs.append_pair(&name, "***");
+            }
+        }
+        f.write_str(url.as_str())
+    }
+}
+
+/// How a variable's value may be shown in a message: tokens never, URLs redacted.
+pub fn shown_value(name: &str, value: &str) -> String {
+    if name == v::TOKEN || name == v::WORKER_TOKEN {
+        "(hidden)".to_owned()
+    } else {
+        format!("{:?}", Redacted(value).to_string())
+    }
+}
+
+/// The secrets in this configuration (tokens, URL passwords), for scrubbing text the
+/// shim did not format itself (errors of libraries that print a request URL).
+pub fn secrets(env: &Env) -> Vec<String> {
+    let mut out: Vec<String> = [v::TOKEN, v::WORKER_TOKEN]
+        .iter()
+        .filter_map(|name| env.get(name))
+        .map(str::to_owned)
+        .collect();
+    for name in [v::BACKEND, v::STORE] {
+        let Some(url) = env.get(name).and_then(|s| url::Url::parse(s).ok()) else {
+            continue;
+        };
+        if let Some(pw) = url.password() {
+            out.push(pw.to_owned());
+            // The URL keeps it percent-encoded; a library may print either form.
+            let query = format!("p={pw}");
+            out.extend(url::form_urlencoded::parse(query.as_bytes()).map(|(_, p)| p.into_owned()));
+        }
+        out.extend(url.query_pairs().map(|(_, value)| value.into_owned()));
+    }
+    out.retain(|s| s.len() >= 3);
+    // Longest first, so a secret that contains another is masked whole.
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+    out.dedup();
+    out
+}
+
+/// `text` with every secret replaced by `***`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_owned(), |acc, secret| {
+        acc.replace(secret.as_str(), "***")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_never_displayed() {
+        let shown = Redacted("https://alice:s3cr%40t@h:9/p?X-Amz-Signature=abc123&a=b").to_string();
+        assert_eq!(shown, "https://alice:***@h:9/p?X-Amz-Signature=***&a=***");
+        assert_eq!(Redacted("not a url").to_string(), "not a url");
+        let err =
+            crate::config::Settings::load(&Env::from_pairs([(v::BACKEND, "ftp://u:hunter2@h/")]))
+                .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let env = Env::from_pairs([(v::BACKEND, "http://u:pa%20ss@h/"), (v::TOKEN, "tok3n")]);
+        let secrets = secrets(&env);
+        let text = scrub("GET http://u:pa%20ss@h/ with pa ss and tok3n", &secrets);
+        assert_eq!(text, "GET http://u:***@h/ with *** and ***");
+    }
+}
