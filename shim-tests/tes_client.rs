@@ -5,12 +5,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
-use bb_remote::tes::client::{retry, ClientOptions, ListQuery, RetryPolicy, TesClient, TesError};
+use bb_remote::tes::client::{
+    retry, ClientOptions, ListQuery, RetryPolicy, TesClient, TesError, MAX_JSON_BODY,
+    MAX_LIST_PAGES,
+};
 use bb_remote::tes::types::{Executor, State, Task, View};
 
 /// One request as the double saw it.
@@ -19,6 +21,7 @@ struct Seen {
     method: Method,
     path_and_query: String,
     authorization: Option<String>,
+    content_type: Option<String>,
     body: String,
 }
 
@@ -46,7 +49,15 @@ impl FaultyTesDouble {
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
-                async move { answer(&state, method, uri, headers, body) }
+                async move {
+                    let (status, body) = answer(&state, method, uri, headers, body);
+                    if status == 0 {
+                        // A stalled backend: accept, never answer (the server task is
+                        // aborted when the double is dropped).
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    (StatusCode::from_u16(status.max(200)).unwrap(), body)
+                }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -72,13 +83,14 @@ impl Drop for FaultyTesDouble {
     }
 }
 
+/// Record the request and take the next queued reply (status 0: stall).
 fn answer(
     script: &Mutex<Script>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> impl IntoResponse {
+) -> (u16, String) {
     let mut script = script.lock().unwrap();
     script.seen.push(Seen {
         method,
@@ -89,13 +101,15 @@ fn answer(
         authorization: headers
             .get("authorization")
             .map(|v| v.to_str().unwrap().to_owned()),
+        content_type: headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned()),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
-    let (status, body) = script
+    script
         .replies
         .pop_front()
-        .unwrap_or((500, "test double: no reply queued".into()));
-    (StatusCode::from_u16(status).unwrap(), body)
+        .unwrap_or((500, "test double: no reply queued".into()))
 }
 
 /// Short sleeps so retries do not slow the suite; the bounds are what is tested.
@@ -275,6 +289,115 @@ async fn list_cancel_and_service_info_use_the_schema_routes() {
             expect("GET", "/ga4gh/tes/v1/service-info"),
         ]
     );
+    // The schema declares no body for cancel: none is sent, and no content type.
+    for cancel in &double.seen()[1..3] {
+        assert_eq!(
+            (cancel.body.as_str(), cancel.content_type.as_deref()),
+            ("", None),
+            "{cancel:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_replies_are_capped_whatever_the_length_header_says() {
+    let big = format!(
+        r#"{{"id":"t","state":"RUNNING","name":"{}"}}"#,
+        "x".repeat(5 << 20)
+    );
+    let double = FaultyTesDouble::start(&[(200, big.as_str())]).await;
+    let err = client(&double, None)
+        .get_task("t", View::Full)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TesError::TooLarge {
+                limit: MAX_JSON_BODY,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&double.base), "{err}");
+    assert!(!err.is_retryable());
+    assert_eq!(double.seen().len(), 1);
+    // Just under the cap is fine.
+    let fits = format!(
+        r#"{{"id":"t","state":"RUNNING","name":"{}"}}"#,
+        "x".repeat(MAX_JSON_BODY - 100)
+    );
+    let double = FaultyTesDouble::start(&[(200, fits.as_str())]).await;
+    let task = client(&double, None)
+        .get_task("t", View::Full)
+        .await
+        .unwrap();
+    assert_eq!(task.state, Some(State::Running));
+}
+
+#[tokio::test]
+async fn task_lists_end_after_a_bounded_number_of_pages() {
+    let pages: Vec<String> = (0..MAX_LIST_PAGES + 5)
+        .map(|i| {
+            format!(r#"{{"tasks":[{{"id":"t{i}","state":"QUEUED"}}],"next_page_token":"p{i}"}}"#)
+        })
+        .collect();
+    let replies: Vec<(u16, &str)> = pages.iter().map(|p| (200, p.as_str())).collect();
+    let double = FaultyTesDouble::start(&replies).await;
+    let err = client(&double, None)
+        .list_all_tasks(&ListQuery::default(), |_| true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TesError::Paging { .. }), "{err:?}");
+    assert!(err.to_string().contains(&double.base), "{err}");
+    assert_eq!(double.seen().len(), MAX_LIST_PAGES);
+
+    // A token that comes back is a loop: stop at once.
+    let page = r#"{"tasks":[],"next_page_token":"same"}"#;
+    let double = FaultyTesDouble::start(&[(200, page), (200, page), (200, page)]).await;
+    let err = client(&double, None)
+        .list_all_tasks(&ListQuery::default(), |_| true)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("repeats page token"), "{err}");
+    assert_eq!(double.seen().len(), 2);
+
+    // An honest list: every page followed, only the kept tasks returned.
+    let double = FaultyTesDouble::start(&[
+        (
+            200,
+            r#"{"tasks":[{"id":"a","state":"QUEUED"}],"next_page_token":"n"}"#,
+        ),
+        (
+            200,
+            r#"{"tasks":[{"id":"b","state":"RUNNING"}],"next_page_token":""}"#,
+        ),
+    ])
+    .await;
+    let kept = client(&double, None)
+        .list_all_tasks(&ListQuery::default(), |t| t.state == Some(State::Running))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].id.as_deref(), Some("b"));
+    assert!(double.seen()[1].path_and_query.contains("page_token=n"));
+}
+
+#[tokio::test]
+async fn a_stalled_backend_is_bounded_by_the_deadline() {
+    let double = FaultyTesDouble::start(&[(0, ""), (0, ""), (0, "")]).await;
+    let started = Instant::now();
+    let tes = client(&double, None).with_deadline(started + Duration::from_millis(600));
+    let err = tes.get_task("t", View::Minimal).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_deadline(), "{err:?}");
+    assert!(err.to_string().contains(&double.base), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Past the deadline nothing is sent at all.
+    let before = double.seen().len();
+    assert!(tes.cancel_task("t").await.unwrap_err().is_deadline());
+    assert_eq!(double.seen().len(), before);
 }
 
 #[tokio::test]

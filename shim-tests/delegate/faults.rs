@@ -1,9 +1,14 @@
 //! Faults between the shim and the backend, each against the real worker running the
 //! real bb on the `square` circuit (a fault proxy test double in front where needed).
+use std::time::Duration;
+
 use serde_json::Value;
 
-use super::harness::{direct_bb, file_url_path, files, run_blocking, AztecJob, Backend, StoreKind};
-use super::proxy::{FaultProxy, Faults};
+use super::harness::{
+    direct_bb, file_url_path, files, run_blocking, run_bounded, shim_command, AztecJob, Backend,
+    StoreKind,
+};
+use super::proxy::{FaultProxy, Faults, Hostile, HostileTes};
 use crate::support::testbed::{testbed, Scratch};
 use crate::worker::harness::files_under;
 
@@ -185,4 +190,63 @@ async fn a_missing_witness_gets_bbs_own_error_with_nothing_uploaded() {
         "{:?}",
         files_under(&store_dir)
     );
+}
+
+/// The square job's shim command against a hostile TES double, with a `file://` store
+/// of its own (no worker: the double is the whole backend).
+fn against_hostile(scratch: &Scratch, job: &AztecJob, url: &str) -> std::process::Command {
+    let store = scratch.path("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let store_url = url::Url::from_directory_path(&store).unwrap();
+    let mut shim = shim_command(scratch, url, store_url.as_str());
+    shim.args(job.prove_argv(&scratch.path("out")));
+    shim
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_list_without_end_is_refused_naming_the_backend() {
+    let scratch = Scratch::new();
+    let job = AztecJob::new(&scratch, "square", "SquareArtifact");
+    let hostile = HostileTes::start(Hostile::EndlessPages).await;
+    let mut shim = against_hostile(&scratch, &job, &hostile.url);
+    let (outcome, _, killed) =
+        tokio::task::spawn_blocking(move || run_bounded(&mut shim, Duration::from_secs(60)))
+            .await
+            .unwrap();
+    assert!(
+        !killed,
+        "the shim kept listing for 60 s ({} requests)",
+        hostile.requests()
+    );
+    outcome.assert_code(76, "endless task list");
+    assert!(
+        outcome.stderr.contains(&hostile.url)
+            && outcome.stderr.contains("did not end after 20 pages"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(hostile.requests() <= 20, "{} requests", hostile.requests());
+    assert!(!scratch.path("out").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gigabyte_answer_is_refused_with_memory_kept_small() {
+    let scratch = Scratch::new();
+    let job = AztecJob::new(&scratch, "square", "SquareArtifact");
+    let hostile = HostileTes::start(Hostile::HugeBody(1 << 30)).await;
+    let mut shim = against_hostile(&scratch, &job, &hostile.url);
+    let (outcome, peak_kib, killed) =
+        tokio::task::spawn_blocking(move || run_bounded(&mut shim, Duration::from_secs(120)))
+            .await
+            .unwrap();
+    assert!(!killed, "{outcome:?}");
+    outcome.assert_code(76, "a 1 GiB TES answer");
+    assert!(
+        outcome.stderr.contains(&hostile.url) && outcome.stderr.contains("more than 4194304 bytes"),
+        "{}",
+        outcome.stderr
+    );
+    // The cap is 4 MiB; the shim's own baseline is about 10 MiB.
+    assert!(peak_kib < 48 * 1024, "shim peak RSS {peak_kib} KiB");
+    assert!(!scratch.path("out").exists());
 }

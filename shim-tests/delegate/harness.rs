@@ -65,11 +65,8 @@ impl Backend {
 
     /// The shim pointed at `backend_url` (e.g. a fault-injecting proxy in front).
     pub fn shim_to(&self, scratch: &Scratch, backend_url: &str) -> Command {
-        let mut cmd = scratch.command(env!("CARGO_BIN_EXE_bb"));
-        cmd.env("BB_REMOTE_BACKEND", backend_url)
-            .env("BB_REMOTE_STORE", &self.store_url)
-            .env("BB_REMOTE_NATIVE_BIN", &testbed().bb)
-            .envs(self.store_env.iter().map(|(k, v)| (*k, v)));
+        let mut cmd = shim_command(scratch, backend_url, &self.store_url);
+        cmd.envs(self.store_env.iter().map(|(k, v)| (*k, v)));
         cmd
     }
 
@@ -79,6 +76,16 @@ impl Backend {
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body["tasks"].clone()).unwrap()
     }
+}
+
+/// The shim (`bb`) in `scratch` delegating to `backend_url` with `store_url`; the
+/// native bb is the test bed's (for passthrough and fallback).
+pub fn shim_command(scratch: &Scratch, backend_url: &str, store_url: &str) -> Command {
+    let mut cmd = scratch.command(env!("CARGO_BIN_EXE_bb"));
+    cmd.env("BB_REMOTE_BACKEND", backend_url)
+        .env("BB_REMOTE_STORE", store_url)
+        .env("BB_REMOTE_NATIVE_BIN", &testbed().bb);
+    cmd
 }
 
 /// The Aztec client's job directory for one circuit: `<Artifact>-bytecode` (the
@@ -228,4 +235,141 @@ pub async fn run_blocking(mut command: Command) -> Outcome {
 /// The local path of a `file://` URL.
 pub fn file_url_path(url: &str) -> PathBuf {
     url::Url::parse(url).unwrap().to_file_path().unwrap()
+}
+
+/// [`run`] with a time limit (the child is killed at `limit`, so a shim that loops
+/// forever fails the test instead of hanging it), also returning the child's own
+/// peak RSS in KiB (`ru_maxrss` from `wait4`: exact, and the shim starts no children
+/// on these paths).
+pub fn run_bounded(command: &mut Command, limit: std::time::Duration) -> (Outcome, u64, bool) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // Reaped below with wait4 (for its rusage), not with Child::wait.
+    #[expect(clippy::zombie_processes, reason = "reaped by wait4 below")]
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: pid is our own child, not yet reaped; status and usage are valid.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(reaped >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if reaped == pid {
+            break;
+        }
+        if !killed && std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::ExitStatus::from_raw(status);
+    let outcome = Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    };
+    (outcome, usage.ru_maxrss as u64, killed)
+}
+
+/// A shim started in the background whose stderr is collected as it comes, so a test
+/// can wait for a line (e.g. the task RUNNING) before acting (e.g. sending SIGINT).
+pub struct Spawned {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Spawned {
+    pub fn start(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = std::io::BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            for line in pipe.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Self {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    /// Block until stderr contains `needle` (panics after `limit`, showing stderr).
+    pub fn wait_for(&self, needle: &str, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.stderr.lock().unwrap().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} within {limit:?}; stderr so far:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Wait for the exit (killing the child after `limit`) and return what it did.
+    pub fn finish(mut self, limit: std::time::Duration) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running after {limit:?}; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        self.reader.join().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        Outcome {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: Vec::new(),
+            stderr,
+        }
+    }
 }

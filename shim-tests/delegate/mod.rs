@@ -7,3 +7,4 @@ mod harness;
 mod legacy;
 mod modern;
 mod proxy;
+mod sharing;

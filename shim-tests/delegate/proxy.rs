@@ -113,3 +113,81 @@ async fn forward(
     }
     (status, bytes).into_response()
 }
+
+/// TEST DOUBLE: a hostile TES backend (no real server misbehaves on demand). Every
+/// request is counted; what it answers is chosen by [`Hostile`].
+pub struct HostileTes {
+    pub url: String,
+    pub requests: Arc<Mutex<usize>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Copy)]
+pub enum Hostile {
+    /// Every list answers an empty page with a fresh `next_page_token`.
+    EndlessPages,
+    /// Every request answers 200 with a JSON body of this many bytes, streamed (the
+    /// double never holds it in memory).
+    HugeBody(u64),
+}
+
+impl HostileTes {
+    pub async fn start(mode: Hostile) -> Self {
+        let requests = Arc::new(Mutex::new(0usize));
+        let counter = requests.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            async move {
+                let n = {
+                    let mut seen = counter.lock().unwrap();
+                    *seen += 1;
+                    *seen
+                };
+                match mode {
+                    Hostile::EndlessPages => {
+                        format!(r#"{{"tasks":[],"next_page_token":"page-{n}"}}"#).into_response()
+                    }
+                    Hostile::HugeBody(len) => huge_json(len).into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    pub fn requests(&self) -> usize {
+        *self.requests.lock().unwrap()
+    }
+}
+
+impl Drop for HostileTes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `{"tasks":[` + spaces + `]}`, `len` bytes in all, in 1 MiB chunks made on the fly.
+fn huge_json(len: u64) -> axum::body::Body {
+    const CHUNK: u64 = 1024 * 1024;
+    let head = Bytes::from_static(br#"{"tasks":["#);
+    let tail = Bytes::from_static(b"]}");
+    let fill = len.saturating_sub((head.len() + tail.len()) as u64);
+    let spaces = Bytes::from(vec![b' '; CHUNK as usize]);
+    let middle = (0..fill.div_ceil(CHUNK)).map(move |i| {
+        let n = CHUNK.min(fill - i * CHUNK) as usize;
+        spaces.slice(..n)
+    });
+    let chunks = std::iter::once(head)
+        .chain(middle)
+        .chain(std::iter::once(tail))
+        .map(Ok::<_, std::convert::Infallible>);
+    axum::body::Body::from_stream(futures::stream::iter(chunks))
+}

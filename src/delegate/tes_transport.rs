@@ -3,14 +3,23 @@
 //!
 //! Idempotent submission: before creating, and again before each retry of a create
 //! whose answer was lost, list the tasks tagged with our invocation key and image. A
-//! live one (QUEUED, INITIALIZING, RUNNING, PAUSED) is reused; so is any task carrying
-//! this invocation's own attempt tag (a create that succeeded on the server although
-//! its response never arrived, even if it already finished). So a retry never runs
-//! a proof twice.
+//! live one (QUEUED, INITIALIZING, RUNNING, PAUSED) is reused, and so is any task
+//! carrying this invocation's own attempt tag (a create that succeeded on the server
+//! although its response never arrived, even if it already finished), but only when
+//! its full spec is exactly the task this shim would create ([`reuse`]): a task that
+//! merely carries the key tag may run anything. So a retry never runs a proof twice,
+//! and nobody can slip us a forged result.
+//!
+//! Cancellation: a caller cancels only a task it created itself (on SIGINT/SIGTERM or
+//! timeout); a reused task belongs to another caller who may still wait on it. A task
+//! that ends CANCELED without this caller having asked (its creator was interrupted,
+//! or an operator cancelled it) is submitted again, once, as this caller's own.
+mod reuse;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::BackoffBuilder;
 
 use super::error::DelegateError;
 use super::signals::Signals;
@@ -23,6 +32,8 @@ use crate::tes::types::{Resources, State, Task, View};
 
 /// Files hashed and uploaded at once.
 const UPLOAD_PARALLELISM: usize = 4;
+/// Tasks with our key whose FULL view is fetched and compared, at most.
+const MAX_REUSE_CANDIDATES: usize = 8;
 
 pub struct TesTransport {
     pub client: TesClient,
@@ -32,6 +43,12 @@ pub struct TesTransport {
     pub timeout: Duration,
     /// Unique to this shim invocation (see `task.rs`).
     pub attempt: String,
+}
+
+/// The task this caller waits on, and whether it created it (only then may it cancel).
+struct Submitted {
+    id: String,
+    created: bool,
 }
 
 impl Transport for TesTransport {
@@ -59,37 +76,54 @@ impl Transport for TesTransport {
     }
 
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
-        let task = build_task(
-            job,
-            &self.store,
-            &self.image,
-            &self.attempt,
-            self.resources.clone(),
-        )
-        .map_err(|e| DelegateError::Io(format!("building the task: {e}")))?;
         // Installed before submitting, so no signal slips between submit and wait.
         let mut signals = Signals::install()
             .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?;
         let started = Instant::now();
-        let id = self.submit(&task, &job.key).await?;
-        let waited =
-            wait::until_terminal(&self.client, &id, started, self.timeout, &mut signals).await;
-        let state = match waited {
-            Ok(state) => state,
-            Err(err) => {
-                if let DelegateError::Interrupted(_) = err {
-                    signals.escalate_on_second();
+        let mut task = self.task_for(job, &self.attempt)?;
+        let mut submitted = self.submit(job, &task, true).await?;
+        let mut resubmitted = false;
+        let state = loop {
+            let waited = wait::until_terminal(
+                &self.client,
+                &submitted.id,
+                started,
+                self.timeout,
+                &mut signals,
+            )
+            .await;
+            match waited {
+                // Nobody here asked for it: the creator gave up, or an operator stepped
+                // in. Run it as our own, once; a second cancellation is final.
+                Ok(State::Canceled) if !resubmitted => {
+                    resubmitted = true;
+                    eprintln!(
+                        "bb-remote: task {} was cancelled by someone else; submitting it again",
+                        submitted.id
+                    );
+                    task = self.task_for(job, &format!("{}-r", self.attempt))?;
+                    submitted = self.submit(job, &task, false).await?;
                 }
-                if !matches!(err, DelegateError::Unavailable(_)) {
-                    if let Err(cancel) = self.client.cancel_task(&id).await {
-                        eprintln!("bb-remote: warning: could not cancel task {id}: {cancel}");
+                Ok(state) => break state,
+                Err(err) => {
+                    if let DelegateError::Interrupted(_) = err {
+                        signals.escalate_on_second();
                     }
+                    let cancel = submitted.created && !matches!(err, DelegateError::Unavailable(_));
+                    if cancel {
+                        if let Err(e) = self.client.cancel_task(&submitted.id).await {
+                            eprintln!(
+                                "bb-remote: warning: could not cancel task {}: {e}",
+                                submitted.id
+                            );
+                        }
+                    }
+                    return Err(err);
                 }
-                return Err(err);
             }
         };
-        let full = self.client.get_task(&id, View::Full).await?;
-        result_of(&id, state, &full)
+        let full = self.client.get_task(&submitted.id, View::Full).await?;
+        result_of(&submitted.id, state, &full)
     }
 
     async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
@@ -108,23 +142,43 @@ impl Transport for TesTransport {
 }
 
 impl TesTransport {
-    /// Create the task, or find the one already created for this invocation.
-    async fn submit(&self, task: &Task, key: &str) -> Result<String, DelegateError> {
-        if let Some(id) = self.find_existing(key).await? {
-            eprintln!("bb-remote: reusing live task {id} for the same invocation");
-            return Ok(id);
+    /// The task this shim creates for `job` under `attempt`.
+    fn task_for(&self, job: &Job<'_>, attempt: &str) -> Result<Task, DelegateError> {
+        build_task(
+            job,
+            &self.store,
+            &self.image,
+            attempt,
+            self.resources.clone(),
+        )
+        .map_err(|e| DelegateError::Io(format!("building the task: {e}")))
+    }
+
+    /// Create `task`, or find the one already created for this invocation (any
+    /// caller's when `reuse_live`, else only our own lost create).
+    async fn submit(
+        &self,
+        job: &Job<'_>,
+        task: &Task,
+        reuse_live: bool,
+    ) -> Result<Submitted, DelegateError> {
+        if let Some(found) = self.find_existing(job, task, reuse_live).await? {
+            if !found.created {
+                eprintln!(
+                    "bb-remote: reusing live task {} for the same invocation",
+                    found.id
+                );
+            }
+            return Ok(found);
         }
-        let policy = *self.client.retry_policy();
-        let mut delays = ExponentialBuilder::default()
-            .with_jitter()
-            .with_min_delay(policy.min_delay)
-            .with_max_delay(policy.max_delay)
-            .with_max_times(policy.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(policy.max_total_delay))
+        let mut delays = self
+            .client
+            .retry_policy()
+            .backoff(self.client.time_left())
             .build();
         loop {
             let err = match self.client.create_task(task).await {
-                Ok(id) => return Ok(id),
+                Ok(id) => return Ok(Submitted { id, created: true }),
                 Err(err) if err.is_retryable() => err,
                 Err(err) => return Err(err.into()),
             };
@@ -134,41 +188,65 @@ impl TesTransport {
             tracing::warn!(error = %err, ?delay, "creating the task failed; retrying");
             tokio::time::sleep(delay).await;
             // The create may have reached the server although its answer did not.
-            if let Some(id) = self.find_existing(key).await? {
-                return Ok(id);
+            if let Some(found) = self.find_existing(job, task, false).await? {
+                return Ok(found);
             }
         }
     }
 
-    /// A task of this invocation (our attempt tag) or a live one with the same key.
-    async fn find_existing(&self, key: &str) -> Result<Option<String>, DelegateError> {
-        let mut query = ListQuery {
+    /// A task with `ours`'s attempt tag (our own create), or, when `reuse_live`, a
+    /// live one of another caller; either only if its spec is exactly what we would
+    /// have created ([`reuse::same_spec`]).
+    async fn find_existing(
+        &self,
+        job: &Job<'_>,
+        ours: &Task,
+        reuse_live: bool,
+    ) -> Result<Option<Submitted>, DelegateError> {
+        let our_attempt = ours.tags.get(TAG_ATTEMPT);
+        let query = ListQuery {
             tags: vec![
-                (TAG_KEY.to_owned(), key.to_owned()),
+                (TAG_KEY.to_owned(), job.key.clone()),
                 (TAG_IMAGE.to_owned(), self.image.clone()),
             ],
             view: View::Basic,
             ..ListQuery::default()
         };
-        loop {
-            let page = self.client.list_tasks(&query).await?;
-            for task in &page.tasks {
+        let mut kept = 0;
+        let candidates = self
+            .client
+            .list_all_tasks(&query, |task| {
                 let live = matches!(
                     task.state,
                     Some(State::Queued | State::Initializing | State::Running | State::Paused)
                 );
-                let ours = task.tags.get(TAG_ATTEMPT) == Some(&self.attempt);
-                if live || ours {
-                    if let Some(id) = &task.id {
-                        return Ok(Some(id.clone()));
-                    }
+                let mine = task.tags.get(TAG_ATTEMPT) == our_attempt;
+                let wanted = (mine || reuse_live && live)
+                    && task.id.is_some()
+                    && kept < MAX_REUSE_CANDIDATES;
+                kept += usize::from(wanted);
+                wanted
+            })
+            .await?;
+        for candidate in candidates {
+            let id = candidate.id.unwrap_or_default();
+            let full = self.client.get_task(&id, View::Full).await?;
+            let Some(attempt) = reuse::attempt_of(&full) else {
+                eprintln!("bb-remote: warning: not reusing task {id}: it has no valid attempt tag");
+                continue;
+            };
+            let expected = self.task_for(job, attempt)?;
+            match reuse::same_spec(&expected, &full) {
+                Ok(()) => {
+                    let created = Some(&attempt.to_owned()) == our_attempt;
+                    return Ok(Some(Submitted { id, created }));
                 }
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => query.page_token = Some(token),
-                None => return Ok(None),
+                Err(why) => eprintln!(
+                    "bb-remote: warning: not reusing task {id}, which carries this invocation's key: {why}"
+                ),
             }
         }
+        Ok(None)
     }
 }
 

@@ -1,120 +1,48 @@
 //! A GA4GH TES v1.1 HTTP client: the shim's side of the task RPC.
 //!
-//! Every call has a per-request timeout. The idempotent calls (get, list, cancel,
-//! service-info) retry by themselves on transport errors, 5xx, 408 and 429;
-//! `create_task` never does, because a blind retry could start a proof twice. The
-//! shim makes creation idempotent (a tag lookup first) and wraps it in [`retry`].
+//! Every request has its own deadline: a connect timeout and a whole-request timeout
+//! (body included), shortened to the caller's overall deadline when one is set
+//! ([`TesClient::with_deadline`]). JSON replies are read up to [`MAX_JSON_BODY`] bytes,
+//! never more, so a hostile or broken backend cannot fill memory; task lists stop
+//! after [`MAX_LIST_PAGES`] pages or [`LIST_TIME_LIMIT`]. The idempotent calls (get,
+//! list, cancel, service-info) retry by themselves on transport errors, 5xx, 408 and
+//! 429; `create_task` never does, because a blind retry could start a proof twice.
+//! The shim makes creation idempotent (a tag lookup first) and wraps it in [`retry`].
 //!
 //! Not here: polling policy, plan-to-task mapping (the delegate module).
 
-use std::future::Future;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::error::{error_message, redacted, truncate};
+use super::retry::retry_within;
 use super::types::{CreateTaskResponse, ListTasksResponse, ServiceInfo, State, Task, View};
 use super::BASE_PATH;
 
-/// How much of an error body is kept for the message.
-const MAX_ERROR_BODY: usize = 2000;
+pub use super::error::TesError;
+pub use super::retry::{retry, RetryPolicy};
 
-/// Why a TES call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TesError {
-    #[error("invalid TES backend URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
-
-    /// Could not connect, or no complete answer within the timeout.
-    #[error("cannot reach the TES backend at {url}")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-
-    /// 5xx, 408 or 429: the backend is unwell or busy; worth retrying.
-    #[error("TES backend answered {status} for {url}: {body}")]
-    Unavailable {
-        status: u16,
-        url: String,
-        body: String,
-    },
-
-    /// Any other 4xx: our request or configuration is wrong. Never retried.
-    #[error("TES backend rejected the request ({status}) for {url}: {message}")]
-    Rejected {
-        status: u16,
-        url: String,
-        message: String,
-    },
-
-    /// A 2xx whose body is not the JSON the schema promises.
-    #[error("TES backend sent an invalid response for {url}")]
-    BadResponse {
-        url: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-impl TesError {
-    /// Transport failures and 5xx/408/429: the call may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transport { .. } | Self::Unavailable { .. })
-    }
-}
-
-/// Bounded, jittered exponential backoff. Worst-case duration of a retried call is
-/// `max_attempts` × the request timeout plus `max_total_delay`.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    /// Cap on the sum of the sleeps between attempts.
-    pub max_total_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-            max_total_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Run `op` until it succeeds, fails with a non-retryable error, or `policy` runs out.
-/// Only wrap calls that are safe to repeat.
-pub async fn retry<T, F, Fut>(policy: &RetryPolicy, what: &str, op: F) -> Result<T, TesError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, TesError>>,
-{
-    let backoff = ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(policy.min_delay)
-        .with_max_delay(policy.max_delay)
-        .with_max_times(policy.max_attempts.saturating_sub(1))
-        .with_total_delay(Some(policy.max_total_delay));
-    op.retry(backoff)
-        .when(TesError::is_retryable)
-        .notify(|err, delay| tracing::warn!(%what, error = %err, ?delay, "retrying TES call"))
-        .await
-}
+/// The largest JSON reply read. A FULL task view with two 64 KiB log tails is far
+/// smaller; anything bigger is refused, naming the URL.
+pub const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+/// How much of an error reply is read for its message; the rest is dropped unread.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// A task list longer than this many pages is refused (the shim's lists are filtered
+/// by tag and have a handful of entries).
+pub const MAX_LIST_PAGES: usize = 20;
+/// A task list that takes longer than this in all is refused.
+pub const LIST_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// Client settings.
 #[derive(Clone)]
 pub struct ClientOptions {
     /// Sent as `Authorization: Bearer <token>`.
     pub token: Option<String>,
-    /// Whole-request timeout, connection included.
+    /// Whole-request timeout, connection and body included.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     /// Applied to the idempotent calls.
@@ -155,6 +83,13 @@ pub struct ListQuery {
     pub view: View,
 }
 
+/// An overall deadline: the instant, and the budget it was set with (for messages).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
 /// A TES v1.1 client for one backend.
 #[derive(Clone)]
 pub struct TesClient {
@@ -163,14 +98,17 @@ pub struct TesClient {
     base: Url,
     token: Option<String>,
     retry: RetryPolicy,
+    request_timeout: Duration,
+    deadline: Option<Deadline>,
 }
 
 impl std::fmt::Debug for TesClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the token.
+        // Never print the token or a password in the URL.
         f.debug_struct("TesClient")
-            .field("base", &self.base.as_str())
+            .field("base", &redacted(&self.base))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -179,11 +117,16 @@ impl TesClient {
     /// A client for the backend at `backend` (`http(s)://host[:port][/prefix]`; the TES
     /// base path `/ga4gh/tes/v1` is appended unless already there).
     pub fn new(backend: &str, options: ClientOptions) -> Result<Self, TesError> {
+        let parsed = Url::parse(backend);
+        let shown = parsed
+            .as_ref()
+            .map(redacted)
+            .unwrap_or_else(|_| backend.to_owned());
         let bad = |reason: String| TesError::InvalidUrl {
-            url: backend.to_owned(),
+            url: shown.clone(),
             reason,
         };
-        let mut base = Url::parse(backend).map_err(|e| bad(e.to_string()))?;
+        let mut base = parsed.map_err(|e| bad(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("expected an http:// or https:// URL".into()));
         }
@@ -208,7 +151,23 @@ impl TesClient {
             base,
             token: options.token,
             retry: options.retry,
+            request_timeout: options.request_timeout,
+            deadline: None,
         })
+    }
+
+    /// The same client (sharing its connections) whose every request, retries and
+    /// pauses included, ends by `deadline`; past it, calls fail with
+    /// [`TesError::Deadline`] at once. For a whole-call timeout.
+    pub fn with_deadline(&self, deadline: Instant) -> Self {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        Self {
+            deadline: Some(Deadline {
+                at: deadline,
+                budget,
+            }),
+            ..self.clone()
+        }
     }
 
     /// The TES base URL in use (ending in `/ga4gh/tes/v1`).
@@ -221,15 +180,21 @@ impl TesClient {
         &self.retry
     }
 
+    /// Time left before the deadline, if there is one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.at.saturating_duration_since(Instant::now()))
+    }
+
     /// `POST /tasks`: submit a task, returning its id. Sent once, never retried here.
     pub async fn create_task(&self, task: &Task) -> Result<String, TesError> {
         let url = self.url(&["tasks"]);
         let body = serde_json::to_vec(task).map_err(|source| TesError::BadResponse {
-            url: url.to_string(),
+            url: redacted(&url),
             source,
         })?;
-        let req = self.request(Method::POST, &url).body(body);
-        let reply: CreateTaskResponse = decode(&url, &self.send(req, &url).await?)?;
+        let reply: CreateTaskResponse =
+            decode(&url, &self.send(Method::POST, &url, Some(body)).await?)?;
         Ok(reply.id)
     }
 
@@ -266,14 +231,54 @@ impl TesClient {
         self.get_json(&url, "list tasks").await
     }
 
-    /// `POST /tasks/{id}:cancel`. Cancelling twice is harmless, so it is retried.
+    /// Every page of `query`, keeping the tasks `keep` accepts (so memory holds only
+    /// those). Bounded: more than [`MAX_LIST_PAGES`] pages, a page token that comes
+    /// back, or more than [`LIST_TIME_LIMIT`] in all is a [`TesError::Paging`].
+    pub async fn list_all_tasks(
+        &self,
+        query: &ListQuery,
+        mut keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Vec<Task>, TesError> {
+        let started = Instant::now();
+        let mut query = query.clone();
+        let mut tokens = HashSet::new();
+        let mut kept = Vec::new();
+        let paging = |reason: String| TesError::Paging {
+            url: redacted(&self.url(&["tasks"])),
+            reason,
+        };
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self.list_tasks(&query).await?;
+            kept.extend(page.tasks.into_iter().filter(|t| keep(t)));
+            let Some(token) = page.next_page_token.filter(|t| !t.is_empty()) else {
+                return Ok(kept);
+            };
+            if !tokens.insert(token.clone()) {
+                return Err(paging(format!(
+                    "the task list repeats page token {:?}",
+                    truncate(token)
+                )));
+            }
+            if started.elapsed() > LIST_TIME_LIMIT {
+                return Err(paging(format!(
+                    "listing tasks took more than {} s",
+                    LIST_TIME_LIMIT.as_secs()
+                )));
+            }
+            query.page_token = Some(token);
+        }
+        Err(paging(format!(
+            "the task list did not end after {MAX_LIST_PAGES} pages"
+        )))
+    }
+
+    /// `POST /tasks/{id}:cancel` (no request body: the schema declares none).
+    /// Cancelling twice is harmless, so it is retried.
     pub async fn cancel_task(&self, id: &str) -> Result<(), TesError> {
         let url = self.url(&["tasks", &format!("{id}:cancel")]);
-        retry(&self.retry, "cancel task", || async {
+        retry_within(&self.retry, self.time_left(), "cancel task", || async {
             // The reply is `{}`; nothing in it to check.
-            self.send(self.request(Method::POST, &url).body("{}"), &url)
-                .await
-                .map(drop)
+            self.send(Method::POST, &url, None).await.map(drop)
         })
         .await
     }
@@ -285,8 +290,8 @@ impl TesClient {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, TesError> {
-        retry(&self.retry, what, || async {
-            let body = self.send(self.request(Method::GET, url), url).await?;
+        retry_within(&self.retry, self.time_left(), what, || async {
+            let body = self.send(Method::GET, url, None).await?;
             decode(url, &body)
         })
         .await
@@ -301,51 +306,111 @@ impl TesClient {
         url
     }
 
-    fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
-        let req = self
-            .http
-            .request(method, url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        match &self.token {
-            Some(token) => req.bearer_auth(token),
-            None => req,
+    /// This request's timeout: the request timeout, cut to the time left.
+    fn timeout_for(&self, url: &Url) -> Result<Duration, TesError> {
+        match self.deadline {
+            None => Ok(self.request_timeout),
+            Some(d) => {
+                let left = d.at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(TesError::Deadline {
+                        url: redacted(url),
+                        budget: d.budget,
+                    });
+                }
+                Ok(self.request_timeout.min(left))
+            }
         }
     }
 
-    /// Send one request; a 2xx gives its body, anything else a classified error.
+    /// Send one request; a 2xx gives its body (at most [`MAX_JSON_BODY`] bytes),
+    /// anything else a classified error.
     async fn send(
         &self,
-        req: reqwest::RequestBuilder,
+        method: Method,
         url: &Url,
-    ) -> Result<bytes::Bytes, TesError> {
-        let transport = |source| TesError::Transport {
-            url: url.to_string(),
-            source,
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            return Ok(body);
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, TesError> {
+        let timeout = self.timeout_for(url)?;
+        let mut req = self
+            .http
+            .request(method, url.clone())
+            .timeout(timeout)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
-        let url = url.to_string();
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let transport = |source: reqwest::Error| match self.deadline {
+            Some(d) if source.is_timeout() && Instant::now() >= d.at => TesError::Deadline {
+                url: redacted(url),
+                budget: d.budget,
+            },
+            _ => TesError::Transport {
+                url: redacted(url),
+                source: source.without_url(),
+            },
+        };
+        let mut resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        if status.is_success() {
+            let too_large = || TesError::TooLarge {
+                url: redacted(url),
+                limit: MAX_JSON_BODY,
+            };
+            if resp
+                .content_length()
+                .is_some_and(|n| n > MAX_JSON_BODY as u64)
+            {
+                return Err(too_large());
+            }
+            let (body, complete) = read_at_most(&mut resp, MAX_JSON_BODY)
+                .await
+                .map_err(transport)?;
+            return if complete { Ok(body) } else { Err(too_large()) };
+        }
+        // The explanation only: a broken or endless error body is cut, not an error.
+        let body = read_at_most(&mut resp, MAX_ERROR_BODY)
+            .await
+            .map(|(body, _)| body)
+            .unwrap_or_default();
         let status_code = status.as_u16();
         if is_retryable_status(status) {
-            let body = truncate(String::from_utf8_lossy(&body).into_owned());
             Err(TesError::Unavailable {
                 status: status_code,
-                url,
-                body,
+                url: redacted(url),
+                body: truncate(String::from_utf8_lossy(&body).into_owned()),
             })
         } else {
             Err(TesError::Rejected {
                 status: status_code,
-                url,
+                url: redacted(url),
                 message: error_message(&body),
             })
         }
     }
+}
+
+/// Up to `limit` bytes of the body, chunk by chunk; `false` when more was coming
+/// (the rest is never read).
+async fn read_at_most(
+    resp: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            let room = limit - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {
@@ -356,7 +421,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 
 fn decode<T: DeserializeOwned>(url: &Url, body: &[u8]) -> Result<T, TesError> {
     serde_json::from_slice(body).map_err(|source| TesError::BadResponse {
-        url: url.to_string(),
+        url: redacted(url),
         source,
     })
 }
@@ -367,36 +432,6 @@ fn view_name(view: View) -> &'static str {
         View::Basic => "BASIC",
         View::Full => "FULL",
     }
-}
-
-/// The server's explanation: a JSON `message`/`msg`/`detail`/`error` field if there is
-/// one (TES servers differ), else the body as text.
-fn error_message(body: &[u8]) -> String {
-    let from_json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            ["message", "msg", "detail", "error"]
-                .iter()
-                .find_map(|k| v.get(k).and_then(|m| m.as_str()).map(str::to_owned))
-        });
-    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
-    if text.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        truncate(text)
-    }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_ERROR_BODY {
-        let mut cut = MAX_ERROR_BODY;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("...");
-    }
-    text
 }
 
 #[cfg(test)]
@@ -421,14 +456,8 @@ mod tests {
             let err = TesClient::new(url, ClientOptions::default()).unwrap_err();
             assert!(err.to_string().contains(url), "{err}");
         }
-    }
-
-    #[test]
-    fn server_message_is_extracted() {
-        assert_eq!(error_message(br#"{"message":"bad token"}"#), "bad token");
-        assert_eq!(error_message(b"  plain words \n"), "plain words");
-        assert_eq!(error_message(b""), "(empty body)");
-        assert!(error_message(&[b'x'; 5000]).ends_with("..."));
+        let err = TesClient::new("ftp://u:pw@h", ClientOptions::default()).unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
     }
 
     #[test]
@@ -438,8 +467,27 @@ mod tests {
             ..ClientOptions::default()
         };
         assert!(!format!("{opts:?}").contains("s3cret"));
-        let c = TesClient::new("http://h", opts).unwrap();
-        assert!(!format!("{c:?}").contains("s3cret"));
+        let c = TesClient::new("http://u:pw@h", opts).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn request_timeouts_are_cut_to_the_deadline() {
+        let c = TesClient::new("http://h", ClientOptions::default()).unwrap();
+        let url = c.url(&["tasks"]);
+        assert_eq!(c.timeout_for(&url).unwrap(), Duration::from_secs(30));
+        let soon = c.with_deadline(Instant::now() + Duration::from_secs(2));
+        let t = soon.timeout_for(&url).unwrap();
+        assert!(
+            t <= Duration::from_secs(2) && t > Duration::from_secs(1),
+            "{t:?}"
+        );
+        let past = c.with_deadline(Instant::now());
+        assert!(past.timeout_for(&url).unwrap_err().is_deadline());
     }
 
     #[test]

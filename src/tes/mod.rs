@@ -2,8 +2,11 @@
 //! proving backend (the reference `bb-remote worker`, Funnel, TESK, TES on Azure).
 //!
 //! - [`types`]: the schema's JSON types, shared by client and worker.
-//! - [`client`]: the HTTP client (timeouts, typed errors, bounded retries).
+//! - [`client`]: the HTTP client (per-request deadlines, bounded replies and pages,
+//!   typed errors in [`error`], bounded retries in [`retry`]).
 pub mod client;
+pub mod error;
+pub mod retry;
 pub mod types;
 
 /// Base path of every TES v1 route.

@@ -1,0 +1,75 @@
+//! Bounded retries of idempotent TES calls.
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+use super::error::TesError;
+
+/// Bounded, jittered exponential backoff. Worst-case duration of a retried call is
+/// `max_attempts` × the request timeout plus `max_total_delay` (and never past the
+/// client's deadline, when it has one).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// Cap on the sum of the sleeps between attempts.
+    pub max_total_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_total_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff schedule, with the total sleep capped at `max_total_delay` and at
+    /// `time_left`.
+    pub fn backoff(&self, time_left: Option<Duration>) -> ExponentialBuilder {
+        let total = match time_left {
+            Some(left) => self.max_total_delay.min(left),
+            None => self.max_total_delay,
+        };
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_total_delay(Some(total))
+    }
+}
+
+/// Run `op` until it succeeds, fails with a non-retryable error, or `policy` runs out.
+/// Only wrap calls that are safe to repeat.
+pub async fn retry<T, F, Fut>(policy: &RetryPolicy, what: &str, op: F) -> Result<T, TesError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TesError>>,
+{
+    retry_within(policy, None, what, op).await
+}
+
+/// [`retry`] whose sleeps end by `time_left`.
+pub(super) async fn retry_within<T, F, Fut>(
+    policy: &RetryPolicy,
+    time_left: Option<Duration>,
+    what: &str,
+    op: F,
+) -> Result<T, TesError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, TesError>>,
+{
+    op.retry(policy.backoff(time_left))
+        .when(TesError::is_retryable)
+        .notify(|err, delay| tracing::warn!(%what, error = %err, ?delay, "retrying TES call"))
+        .await
+}
