@@ -95,7 +95,9 @@ fn real_bb_version() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const CHECKS: [&str; 6] = ["config", "store", "backend", "token", "native", "delegate"];
+const CHECKS: [&str; 7] = [
+    "config", "store", "backend", "token", "native", "msgpack", "delegate",
+];
 
 #[test]
 fn a_healthy_setup_passes_every_check() {
@@ -262,6 +264,23 @@ fn a_missing_native_bb_is_named() {
 }
 
 #[test]
+fn a_native_bb_that_cannot_serve_msgpack_is_named() {
+    let setup = Setup::start();
+    // Answers `--version` like bb, but exits instead of serving a socket.
+    let fake = setup.scratch.path("old-bb");
+    std::fs::write(&fake, "#!/bin/sh\necho 0.82.0\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = with(
+        setup.env(),
+        "BB_REMOTE_NATIVE_BIN",
+        Some(fake.to_str().unwrap()),
+    );
+    let outcome = setup.doctor(&env, &[]);
+    let report = assert_fails(&outcome, "msgpack", &["msgpack run", "exited"]);
+    assert_eq!(line(&report, "native").0, "ok", "{report}");
+}
+
+#[test]
 fn passthrough_only_skips_the_remote_checks() {
     let scratch = Scratch::new();
     let env = vec![("BB_REMOTE_NATIVE_BIN", testbed().bb.display().to_string())];
@@ -274,4 +293,5 @@ fn passthrough_only_skips_the_remote_checks() {
         assert!(summary.contains("BB_REMOTE_"), "{name}:\n{report}");
     }
     assert_eq!(line(&report, "native").0, "ok", "{report}");
+    assert_eq!(line(&report, "msgpack").0, "ok", "{report}");
 }

@@ -3,6 +3,7 @@ mod dockerfile;
 mod docs;
 mod doctor;
 mod grammar;
+mod msgpack;
 mod passthrough;
 mod record;
 mod store;

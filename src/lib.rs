@@ -11,14 +11,17 @@
 //! - [`worker`]: the reference TES proving backend (`bb-remote worker`).
 //! - [`doctor`]: `bb-remote doctor`, which checks configuration, store, backend and
 //!   native bb and says what is wrong.
+//! - [`msgpack`]: bb 5.x's `msgpack run` socket server (the Aztec 5.x prover's path).
 //!
-//! `unsafe` code lives in three places only, each block with a `SAFETY` comment:
+//! `unsafe` code lives in four places only, each block with a `SAFETY` comment:
 //! - [`native`]'s `library.rs`: dlopen a libbb, resolve `bb_main` and call it with a C
 //!   argv (the single-process passthrough has no other way to run bb);
 //! - [`worker::process`]: `prctl(PR_SET_PDEATHSIG)` in the forked child and `kill` of
 //!   the child's process group (std has no safe wrapper for either);
 //! - [`record`]'s `child.rs`: `kill` to forward SIGINT/SIGTERM to the native bb child
-//!   being recorded (`doctor` checks a libbb through `native`'s loader).
+//!   being recorded, and to stop the msgpack server's native child (`doctor` checks a
+//!   libbb through `native`'s loader);
+//! - [`msgpack`]: `prctl(PR_SET_PDEATHSIG)` on the serving shim, as bb sets it.
 #![warn(clippy::print_stdout)]
 
 pub mod config;
@@ -29,6 +32,7 @@ pub mod env_vars;
 pub mod exit;
 pub mod grammar;
 pub mod logging;
+pub mod msgpack;
 pub mod native;
 pub mod record;
 pub mod redact;

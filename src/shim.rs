@@ -26,6 +26,9 @@ pub fn run(env: &Env, argv: &[OsString]) -> u8 {
     }
     crate::diag::init(env);
     crate::logging::init_with(&settings.log, "warn");
+    if let Some(code) = crate::msgpack::intercept(&settings, env, argv) {
+        return code;
+    }
     if let Some(code) = crate::record::intercept(&settings, env, argv) {
         return code;
     }

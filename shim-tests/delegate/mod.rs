@@ -3,7 +3,7 @@
 //! local bb would have written.
 mod config;
 mod faults;
-mod harness;
+pub mod harness;
 mod legacy;
 mod modern;
 mod proxy;

@@ -121,6 +121,7 @@ mod tests {
             },
             argv,
             dropped: vec![],
+            stdout_file: None,
         }
     }
 

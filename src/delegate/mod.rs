@@ -202,6 +202,7 @@ pub fn tes_transport(
         resources,
         timeout: settings.timeout,
         attempt: attempt_id(),
+        cancel: None,
     })
 }
 

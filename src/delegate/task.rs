@@ -96,6 +96,10 @@ pub fn build_task(
             image: image.to_owned(),
             command,
             workdir: Some(WORK_DIR.to_owned()),
+            stdout: plan
+                .stdout_file
+                .as_ref()
+                .map(|name| format!("{OUT_DIR}/{name}")),
             ..Executor::default()
         }],
         tags,
@@ -154,6 +158,7 @@ mod tests {
                 ArgTemplate::OutputDir,
             ],
             dropped: vec!["-c".into(), "/crs".into()],
+            stdout_file: None,
         };
         let d = Digest::of_bytes(b"x");
         let job = Job {

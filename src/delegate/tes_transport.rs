@@ -43,6 +43,9 @@ pub struct TesTransport {
     pub timeout: Duration,
     /// Unique to this shim invocation (see `task.rs`).
     pub attempt: String,
+    /// `None`: SIGINT/SIGTERM cancel the task. `Some`: signals are the caller's
+    /// business, and a `true` here cancels the task (the msgpack client went away).
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -77,8 +80,11 @@ impl Transport for TesTransport {
 
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
         // Installed before submitting, so no signal slips between submit and wait.
-        let mut signals = Signals::install()
-            .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?;
+        let mut signals = match &self.cancel {
+            Some(cancel) => Signals::on_cancel(cancel.clone()),
+            None => Signals::install()
+                .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?,
+        };
         let started = Instant::now();
         let mut task = self.task_for(job, &self.attempt)?;
         let mut submitted = self.submit(job, &task, true).await?;

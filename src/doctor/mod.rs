@@ -8,6 +8,8 @@
 //!   token, where 401/403 means a wrong or missing token ([`backend_check`]);
 //! - `native`: how the native bb is found, its `--version`, or for a library that it
 //!   loads and the symbol resolves - never called ([`native`]);
+//! - `msgpack`: the native bb serves `msgpack run` on a socket and answers a
+//!   `Blake2s` correctly, as the 5.x prover's relay needs ([`msgpack_check`]);
 //! - `delegate`: the delegated command set per grammar ([`config_check`]).
 //!
 //! A check of something not configured is a `skip` saying why (no backend means
@@ -17,6 +19,7 @@
 
 pub mod backend_check;
 pub mod config_check;
+pub mod msgpack_check;
 pub mod native;
 
 pub(crate) use crate::logging::error_chain;
@@ -148,6 +151,7 @@ pub async fn diagnose(env: &Env, shim_exe: Option<&Path>) -> Report {
     checks.push(store_check::check_store(env).await);
     checks.extend(backend_check::check_backend(env).await);
     checks.push(native::check_native(env, shim_exe).await);
+    checks.push(msgpack_check::check_msgpack(env, shim_exe).await);
     checks.push(config_check::check_delegate_set(env));
     Report::new(checks)
 }

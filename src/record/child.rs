@@ -75,7 +75,9 @@ fn exit_code_of(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-fn forward(pid: Option<u32>, sig: libc::c_int) {
+/// Send `sig` to our own child `pid` (no-op without a pid); also used by the msgpack
+/// server to stop its native bb child.
+pub(crate) fn forward(pid: Option<u32>, sig: libc::c_int) {
     let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
         return;
     };

@@ -121,6 +121,7 @@ pub fn generic_plan(generation: Generation, command: String, args: &[String], cw
         output_dir,
         argv,
         dropped: vec![],
+        stdout_file: None,
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) fn build_plan(
         output_dir,
         argv,
         dropped,
+        stdout_file: None,
     })
 }
 

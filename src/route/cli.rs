@@ -23,12 +23,31 @@ pub struct RouteArgs {
 #[derive(Debug, Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 enum Report<'a> {
-    Remote { plan: &'a Plan },
-    Native { reason: &'a NativeReason },
+    Remote {
+        plan: &'a Plan,
+    },
+    Native {
+        reason: &'a NativeReason,
+    },
+    /// `msgpack run --input <P>.sock`: the shim serves the socket itself.
+    MsgpackServer {
+        socket: std::path::PathBuf,
+        /// Whether this environment enables serving (else bb is exec'd).
+        served: bool,
+        /// Requests sent to the backend; all others go to one native bb child.
+        delegated: &'a [&'a str],
+        relayed: &'a str,
+    },
 }
 
 pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process();
+    if let Some(socket) = crate::msgpack::argv::socket_input(&args.argv) {
+        print_json(&serde_json::to_string_pretty(&msgpack_report(
+            &env, socket,
+        ))?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let cwd = std::env::current_dir()?;
     let settings = match Settings::load(&env) {
         Ok(settings) => settings,
@@ -47,10 +66,58 @@ pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the shim would do with a `msgpack run` socket in this environment.
+fn msgpack_report(env: &Env, socket: std::path::PathBuf) -> Report<'static> {
+    use crate::env_vars::{BACKEND, RECORD, REPLAY};
+    let served = [BACKEND, RECORD, REPLAY]
+        .iter()
+        .any(|v| env.get(v).is_some());
+    let delegating = env.get(BACKEND).is_some();
+    Report::MsgpackServer {
+        socket,
+        served,
+        delegated: if delegating {
+            crate::msgpack::delegate::DELEGATED
+        } else {
+            &[]
+        },
+        relayed: if served {
+            "every other request, byte for byte, to one native `bb msgpack run` child"
+        } else {
+            "nothing: BB_REMOTE_BACKEND, _RECORD and _REPLAY are unset, so bb itself is exec'd"
+        },
+    }
+}
+
 #[expect(
     clippy::print_stdout,
     reason = "the operator asked for this JSON on stdout"
 )]
 fn print_json(json: &str) {
     println!("{json}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(env: &[(&str, &str)]) -> serde_json::Value {
+        let env = Env::from_pairs(env.iter().copied());
+        serde_json::to_value(msgpack_report(&env, "/t/bb-1-0-0.sock".into())).unwrap()
+    }
+
+    #[test]
+    fn a_msgpack_socket_is_explained() {
+        let plain = report(&[]);
+        assert_eq!(plain["verdict"], "msgpack_server");
+        assert_eq!(plain["served"], false);
+        assert_eq!(plain["delegated"], serde_json::json!([]));
+        let delegating = report(&[("BB_REMOTE_BACKEND", "http://tes")]);
+        assert_eq!(delegating["served"], true);
+        assert_eq!(
+            delegating["delegated"],
+            serde_json::json!(["CircuitProve", "AvmProve"])
+        );
+        assert_eq!(report(&[("BB_REMOTE_RECORD", "/f")])["served"], true);
+    }
 }

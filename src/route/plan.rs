@@ -33,6 +33,11 @@ pub struct Plan {
     /// `--crs_path=<dir>`: the backend owns its CRS) and value options left without
     /// a value at the end of a legacy argv (bb ignores them).
     pub dropped: Vec<String>,
+    /// A file name inside the output directory that receives bb's stdout, for commands
+    /// that answer on stdout (`msgpack run`); `None`: stdout is only shown to the caller.
+    /// Left out of the JSON when `None`, so older plans (and their keys) are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_file: Option<String>,
 }
 
 /// One file bb reads.
@@ -190,6 +195,7 @@ mod tests {
                 ArgTemplate::OutputDir,
             ],
             dropped: vec![],
+            stdout_file: None,
         }
     }
 

@@ -1,0 +1,43 @@
+//! bb 5.x's msgpack API, served by the shim: `bb msgpack run --input <P>.sock`.
+//!
+//! Aztec 5.x provers never run `bb prove` with files; through `@aztec/bb.js` they
+//! spawn `bb msgpack run --input <tmp>/bb-<pid>-<tid>-<n>.sock` and talk length-prefixed
+//! msgpack over that Unix socket. With delegation configured the shim serves that
+//! socket itself: `CircuitProve` and `AvmProve` go to the backend ([`delegate`]),
+//! everything else is relayed byte for byte to one native `bb msgpack run` child
+//! ([`native_child`]) through [`server`]. [`frame`] knows the framing and just enough
+//! of the envelope; [`argv`] decides which invocations are served at all.
+//!
+//! Not for: `.shm` and stdin/file inputs, `msgpack schema` / `curve_constants`: those
+//! exec the native bb as every other passthrough does.
+pub mod argv;
+pub mod delegate;
+pub mod frame;
+pub mod native_child;
+pub mod server;
+
+use std::ffi::OsString;
+
+use crate::config::{Env, Settings};
+use crate::shim::runtime;
+
+/// Serve `msgpack run --input <P>.sock` when argv is one; `None` for anything else.
+pub fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8> {
+    let socket = argv::socket_input(argv.get(1..).unwrap_or_default())?;
+    set_parent_death_signal();
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return Some(code),
+    };
+    let local = tokio::task::LocalSet::new();
+    Some(local.block_on(&runtime, server::serve(&socket, settings, env.clone())))
+}
+
+/// As bb does: when the parent (bb.js's Node process) dies, we get SIGTERM.
+fn set_parent_death_signal() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of
+    // ours; it only changes which signal this process receives when its parent exits.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+    }
+}
