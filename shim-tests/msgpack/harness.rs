@@ -120,12 +120,20 @@ impl Client {
         self.stream.write_all(body).unwrap();
     }
 
-    /// The next answer's body; `None` at end of stream.
+    /// The next answer's body; `None` when the server closed the connection (a reset
+    /// too: closing with our unread request still queued resets, as bb's close does).
     pub fn recv(&mut self) -> Option<Vec<u8>> {
         let mut prefix = [0u8; 4];
         match self.stream.read_exact(&mut prefix) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return None
+            }
             Err(e) => panic!("reading an answer: {e}"),
         }
         let mut body = vec![0; u32::from_le_bytes(prefix) as usize];
