@@ -12,11 +12,14 @@ ARG AZTEC_TAG=latest
 ARG RUST_IMAGE=rust:1.95-bookworm
 
 # ---- build: the two binaries, with the locked dependency set ------------------------------
+# The shim is built without the `worker` feature, so it carries no HTTP server, database
+# or sandboxing code; the operator tool (with `bb-remote worker`) is built with it.
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin bb --bin bb-remote \
+RUN cargo build --release --locked --no-default-features --bin bb \
  && install -D -m 0755 target/release/bb /out/bb \
+ && cargo build --release --locked --bin bb-remote \
  && install -D -m 0755 target/release/bb-remote /out/bb-remote
 
 # ---- prover: the stock image whose bb is the shim; the native bb moved aside --------------

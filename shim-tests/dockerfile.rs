@@ -82,3 +82,20 @@ fn the_worker_entrypoint_uses_flags_the_worker_accepts() {
         "the worker runs the image's own bb"
     );
 }
+
+#[test]
+fn the_shim_is_built_without_the_worker() {
+    let run = instructions("RUN")
+        .into_iter()
+        .find(|r| r.contains("cargo build"))
+        .expect("a cargo build step");
+    let shim_build = run
+        .split("&&")
+        .find(|step| step.contains("--bin bb ") || step.trim_end().ends_with("--bin bb"))
+        .expect("a cargo build of the shim");
+    assert!(
+        shim_build.contains("--no-default-features"),
+        "the shim should not carry the worker: {shim_build}"
+    );
+    assert!(include_str!("../Cargo.toml").contains("default = [\"worker\"]"));
+}

@@ -21,6 +21,27 @@ fn refuses_to_listen_publicly_without_a_token() {
     assert!(output.stdout.is_empty(), "stdout belongs to bb");
 }
 
+#[test]
+fn limits_under_which_no_task_could_run_are_refused_at_start() {
+    let scratch = Scratch::new();
+    for (flag, value, needle) in [
+        ("--cpus", "0", "--cpus 0"),
+        ("--memory", "nan", "--memory NaN"),
+        ("--memory", "0", "--memory 0"),
+        ("--max-body", "0", "--max-body 0"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bb-remote"))
+            .args(["worker", "--listen", "127.0.0.1:0", flag, value])
+            .args(scratch.fake_args())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(needle), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("listening on"), "{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn token_is_required_when_set() {
     let scratch = Scratch::new();
@@ -46,6 +67,13 @@ async fn token_is_required_when_set() {
     );
     let right = http.get(&url).bearer_auth("s3cret");
     assert_eq!(worker.send(right).await.0, 200);
+    // The scheme is case-insensitive (RFC 7235).
+    for scheme in ["bearer", "BEARER"] {
+        let request = http
+            .get(&url)
+            .header("Authorization", format!("{scheme} s3cret"));
+        assert_eq!(worker.send(request).await.0, 200, "{scheme}");
+    }
 }
 
 #[tokio::test]
@@ -86,6 +114,12 @@ async fn bad_input_is_a_4xx_naming_the_problem_and_leaves_nothing_behind() {
     too_big["resources"] = json!({ "ram_gb": 3.0 });
     let mut unknown_image = fake_task(&["echo"]);
     unknown_image["executors"][0]["image"] = json!("nope");
+    let mut preload = fake_task(&["echo"]);
+    preload["executors"][0]["env"] = json!({ "BB_SCHEME": "ultra_honk", "LD_PRELOAD": "/x.so" });
+    let mut cas_output = fake_task(&["echo"]);
+    cas_output["outputs"] = json!([{ "url": cas.clone(), "path": "/w/x" }]);
+    let mut top_output = fake_task(&["echo"]);
+    top_output["outputs"] = json!([{ "url": format!("{store}x"), "path": "/w/x" }]);
     let cases: Vec<(&str, String, u16, &str)> = vec![
         (
             "malformed JSON",
@@ -147,6 +181,37 @@ async fn bad_input_is_a_4xx_naming_the_problem_and_leaves_nothing_behind() {
             400,
             "outputs[0].url",
         ),
+        (
+            "relative argv path climbing out",
+            fake_task(&["write", "../../../tasks.redb", "x"]).to_string(),
+            400,
+            "command[2]",
+        ),
+        (
+            "glued short option climbing out",
+            fake_task(&["echo", "-o/w/../../x"]).to_string(),
+            400,
+            "command[2]",
+        ),
+        (
+            "NUL byte in an argument",
+            fake_task(&["echo", "a\u{0}b"]).to_string(),
+            400,
+            "command[2] contains a NUL byte",
+        ),
+        (
+            "env outside the allowlist",
+            preload.to_string(),
+            400,
+            "\"LD_PRELOAD\" may not be set",
+        ),
+        (
+            "output into cas/",
+            cas_output.to_string(),
+            400,
+            "outputs[0].url",
+        ),
+        ("output outside runs/", top_output.to_string(), 400, "runs/"),
         ("larger than machine", too_big.to_string(), 400, "--memory"),
         (
             "unknown image",
@@ -171,6 +236,34 @@ async fn bad_input_is_a_4xx_naming_the_problem_and_leaves_nothing_behind() {
     assert_eq!((status, list["tasks"].clone()), (200, json!([])));
     assert!(entries(&scratch.data_dir().join("sandboxes")).is_empty());
     assert!(files_under(&scratch.store_dir()).is_empty());
+    // Methods a path does not serve: 405, a JSON body and the methods it does serve.
+    let http = reqwest::Client::new();
+    for (path, allow) in [
+        ("/ga4gh/tes/v1/tasks", "GET, HEAD, POST"),
+        ("/ga4gh/tes/v1/service-info", "GET, HEAD"),
+        ("/ga4gh/tes/v1/tasks/x", "GET, HEAD, POST"),
+        ("/metrics", "GET, HEAD"),
+    ] {
+        let reply = http
+            .delete(format!("{}{path}", worker.base))
+            .bearer_auth("t")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 405, "{path}");
+        assert_eq!(reply.headers()["allow"], allow, "{path}");
+        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(body["code"], 405, "{path}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(allow), "{body}");
+    }
+    // page_size outside 1..=2048.
+    for size in ["0", "2049", "-1"] {
+        let (status, reply) = worker
+            .get_path(&format!("/ga4gh/tes/v1/tasks?page_size={size}"))
+            .await;
+        assert_eq!(status, 400, "page_size={size}: {reply}");
+        assert!(reply["message"].as_str().unwrap().contains("page_size"));
+    }
     // Unknown task and unknown query parameter.
     assert_eq!(worker.get_path("/ga4gh/tes/v1/tasks/nope").await.0, 404);
     assert_eq!(worker.cancel("nope").await, 404);
@@ -210,7 +303,7 @@ async fn views_listing_service_info_and_metrics() {
     let full = worker.get(&ids[0]).await;
     let stdout = full.logs[0].logs[0].stdout.clone().unwrap();
     assert!(
-        stdout.starts_with("argv: echo -c ") && stdout.contains(" hello\n"),
+        stdout.starts_with("argv: -c ") && stdout.contains(" echo hello\n"),
         "{stdout}"
     );
 

@@ -10,17 +10,18 @@ use bb_remote::store::Store;
 use bb_remote::tes::types::{State, Task};
 use serde_json::{json, Value};
 
-/// A fake bb for fast tests. The worker calls it as `<fake> <sub> -c <crs> <args...>`.
+/// A fake bb for fast tests (a TEST DOUBLE: a shell script, not bb). The worker calls it
+/// as `<fake> -c <crs> <sub> <args...>` (the CRS goes before a modern subcommand).
 /// - `echo ARGS`: print the argv it got (with `-c`), HOME and the working directory;
 /// - `sleep SECS [PIDFILE]`: write its pid, then sleep;
 /// - `write DEST TEXT`: write TEXT to DEST (creating directories);
 /// - `fail`: print to stderr and exit 7.
 const FAKE_BB: &str = r#"#!/bin/sh
-sub="$1"; shift
 all="$*"
 [ "$1" = "-c" ] && shift 2
+sub="$1"; shift
 case "$sub" in
-  echo) echo "argv: $sub $all"; echo "HOME=$HOME"; echo "pwd=$(pwd)" ;;
+  echo) echo "argv: $all"; echo "HOME=$HOME"; echo "pwd=$(pwd)" ;;
   sleep) [ -n "$2" ] && mkdir -p "$(dirname "$2")" && echo $$ > "$2"; exec sleep "$1" ;;
   write) mkdir -p "$(dirname "$1")"; printf '%s' "$2" > "$1" ;;
   fail) echo "fake bb failed" >&2; exit 7 ;;

@@ -47,7 +47,7 @@ async fn outputs_are_uploaded_with_digests_and_the_sandbox_is_removed() {
     let echo = log.logs[2].stdout.as_deref().unwrap();
     let crs = data.join("crs");
     let expected_argv = format!(
-        "argv: echo -c {} --x={}/work/in/a.txt\n",
+        "argv: -c {} echo --x={}/work/in/a.txt\n",
         crs.display(),
         sandbox_root.display()
     );

@@ -4,3 +4,4 @@ mod api;
 pub(crate) mod harness;
 mod lifecycle;
 mod proving;
+mod security;

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::harness::{Scratch, WorkerProc};
 use crate::support::testbed::S3Server;
 
-fn repo(rel: &str) -> PathBuf {
+pub(super) fn repo(rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     assert!(
         path.exists(),
@@ -23,12 +23,12 @@ fn repo(rel: &str) -> PathBuf {
     path
 }
 
-fn circuit(name: &str, file: &str) -> PathBuf {
+pub(super) fn circuit(name: &str, file: &str) -> PathBuf {
     repo(&format!("testbed/circuits/{name}/{file}"))
 }
 
 /// The worker's flags for the real bb and the test CRS.
-fn real_bb_args(scratch: &Scratch, store_url: &str) -> Vec<String> {
+pub(super) fn real_bb_args(scratch: &Scratch, store_url: &str) -> Vec<String> {
     vec![
         "--store".into(),
         store_url.into(),

@@ -59,12 +59,25 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 /// All routes, with the token check and the body limit applied.
 pub fn router(worker: Shared, token: Option<String>, max_body: usize) -> Router {
     let tes = Router::new()
-        .route("/service-info", get(service_info))
-        .route("/tasks", get(list_tasks).post(create_task))
-        .route("/tasks/{id}", get(get_task).post(task_action));
+        .route(
+            "/service-info",
+            get(service_info).fallback(|| not_allowed(GET)),
+        )
+        .route(
+            "/tasks",
+            get(list_tasks)
+                .post(create_task)
+                .fallback(|| not_allowed(GET_POST)),
+        )
+        .route(
+            "/tasks/{id}",
+            get(get_task)
+                .post(task_action)
+                .fallback(|| not_allowed(GET_POST)),
+        );
     Router::new()
         .nest(BASE_PATH, tes)
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics).fallback(|| not_allowed(GET)))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(token),
@@ -72,6 +85,20 @@ pub fn router(worker: Shared, token: Option<String>, max_body: usize) -> Router 
         ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(worker)
+}
+
+/// `Allow` values: what each path does support (`get` also answers HEAD).
+const GET: &str = "GET, HEAD";
+const GET_POST: &str = "GET, HEAD, POST";
+
+/// 405 with the JSON error body every other error has, and the methods that work.
+async fn not_allowed(allow: &'static str) -> Response {
+    let message = format!("method not allowed here; this path accepts {allow}");
+    let mut response = ApiError(StatusCode::METHOD_NOT_ALLOWED, message).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
 }
 
 async fn service_info(AxumState(worker): AxumState<Shared>) -> Json<ServiceInfo> {
@@ -180,10 +207,15 @@ fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
             "tag_key" => keys.push(value),
             "tag_value" => values.push(value),
             "page_size" => {
-                let size: usize = value.parse().map_err(|_| {
-                    bad_request(format!("page_size {value:?} is not a positive integer"))
-                })?;
-                query.page_size = size.clamp(1, MAX_PAGE_SIZE);
+                query.page_size = value
+                    .parse()
+                    .ok()
+                    .filter(|size| (1..=MAX_PAGE_SIZE).contains(size))
+                    .ok_or_else(|| {
+                        bad_request(format!(
+                            "page_size {value:?} is not an integer from 1 to {MAX_PAGE_SIZE}"
+                        ))
+                    })?;
             }
             "page_token" => query.page_token = Some(value).filter(|v| !v.is_empty()),
             "view" => query.view = parse_view(&value)?,
@@ -266,7 +298,7 @@ mod tests {
     fn list_query_with_repeated_tags() {
         let q = parse_list_query(
             "name_prefix=job&state=QUEUED&tag_key=a&tag_value=1&tag_key=b&tag_value=\
-             &page_size=5000&view=BASIC",
+             &page_size=2048&view=BASIC",
         )
         .unwrap();
         assert_eq!(q.filter.name_prefix.as_deref(), Some("job"));
@@ -284,6 +316,8 @@ mod tests {
             "state=DONE",
             "view=ALL",
             "page_size=-1",
+            "page_size=0",
+            "page_size=2049",
             "colour=red",
             "tag_value=x",
         ] {

@@ -38,7 +38,7 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_credentials);
     match presented {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => {
             next.run(request).await
@@ -54,6 +54,15 @@ fn unauthorized(message: &str) -> Response {
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 7235 §2.1), so `bearer` and `BEARER` are accepted too.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// Compare without an early exit, so timing does not reveal a matching prefix.
@@ -75,6 +84,16 @@ mod tests {
         let err = check_listen(&public, None).unwrap_err();
         assert!(err.contains("0.0.0.0:8080") && err.contains("BB_REMOTE_WORKER_TOKEN"));
         assert!(check_listen(&public, Some("t")).is_ok());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER  t0k", "bEaReR t0k"] {
+            assert_eq!(bearer_credentials(value), Some("t0k"), "{value}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", "Bearer"] {
+            assert_eq!(bearer_credentials(value), None, "{value}");
+        }
     }
 
     #[test]

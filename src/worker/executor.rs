@@ -14,6 +14,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::admission::Demand;
+use super::confine;
 use super::db::now_rfc3339;
 use super::files;
 use super::process::{self, Ended, Spawn};
@@ -125,8 +126,9 @@ async fn execute(
                 .transpose()
                 .map_err(|e| e.to_string())
         };
+        let workdir = executor.workdir.as_deref().unwrap_or("/");
         let argv = sandbox
-            .rewrite_argv(&executor.command, &bb, &config.crs_dir)
+            .rewrite_argv(&executor.command, workdir, &bb, &config.crs_dir)
             .map_err(|e| e.to_string())?;
         let spec = Spawn {
             argv: &argv,
@@ -145,7 +147,20 @@ async fn execute(
             start_time: Some(now_rfc3339()),
             ..ExecutorLog::default()
         };
-        let child = process::spawn(&spec).map_err(|e| format!("starting {}: {e}", argv[0]))?;
+        let confinement = config
+            .confine
+            .then(|| {
+                let read = [config.crs_dir.as_path(), config.home_dir.as_path()];
+                let policy = confine::Policy {
+                    bb: &bb,
+                    read: &read,
+                    write: &sandbox.dir,
+                };
+                confine::ruleset(&policy).map_err(|e| e.to_string())
+            })
+            .transpose()?;
+        let child =
+            process::spawn(&spec, confinement).map_err(|e| format!("starting {}: {e}", argv[0]))?;
         let ended = process::wait(child, stop, config.kill_grace)
             .await
             .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;

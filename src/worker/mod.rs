@@ -9,6 +9,7 @@
 //! Layout:
 //! - [`api`]: HTTP routes and views; [`auth`]: bearer token and the loopback rule;
 //! - [`validate`]: what a task may ask for; [`sandbox`]: container paths and argv;
+//!   [`confine`]: Landlock around each bb process;
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
 //!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
 //!   process; [`files`]: inputs and outputs;
@@ -19,6 +20,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod confine;
 pub mod db;
 pub mod executor;
 pub mod files;
@@ -81,6 +83,10 @@ pub struct WorkerArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping a task.
     #[arg(long, default_value_t = 10.0)]
     pub kill_grace: f64,
+    /// Run bb without kernel confinement (Landlock). Only for kernels without Landlock
+    /// and clients you trust: a task could then read and write anything the worker can.
+    #[arg(long)]
+    pub no_confine: bool,
 }
 
 fn parse_image(value: &str) -> Result<(String, PathBuf), String> {
@@ -106,11 +112,11 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let env = Env::from_process();
     let token = args.token.clone().filter(|t| !t.is_empty());
     auth::check_listen(&args.listen, token.as_deref()).map_err(anyhow::Error::msg)?;
+    let capacity = check_limits(&args)?;
+    if !args.no_confine {
+        confine::probe()?;
+    }
     let config = build_config(&args, &env)?;
-    let capacity = Demand {
-        cpus: args.cpus.unwrap_or_else(machine_cpus),
-        memory_gib: args.memory.unwrap_or_else(machine_memory_gib),
-    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -139,6 +145,26 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     worker.shut_down().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The capacity tasks share, after refusing limits under which no task could ever run
+/// (a worker that starts but refuses everything looks healthy and is not).
+fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
+    if args.cpus == Some(0) {
+        bail!("--cpus 0: the worker needs at least one cpu core for tasks");
+    }
+    if let Some(memory) = args.memory {
+        if !(memory.is_finite() && memory > 0.0) {
+            bail!("--memory {memory}: expected a positive number of GiB");
+        }
+    }
+    if args.max_body == 0 {
+        bail!("--max-body 0: no task could be submitted; expected a size in bytes");
+    }
+    Ok(Demand {
+        cpus: args.cpus.unwrap_or_else(machine_cpus),
+        memory_gib: args.memory.unwrap_or_else(machine_memory_gib),
+    })
 }
 
 fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
@@ -179,6 +205,7 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
         kill_grace: Duration::from_secs_f64(args.kill_grace),
         store,
         cache: LocalCasCache::new(data.join("cache")),
+        confine: !args.no_confine,
     })
 }
 

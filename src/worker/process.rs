@@ -5,7 +5,8 @@
 //! a parent-death signal, so if the worker itself is SIGKILLed no bb keeps running
 //! unobserved (after a restart such a task is reported SYSTEM_ERROR anyway).
 //!
-//! The two `unsafe` blocks are libc calls (`prctl`, `kill`); each says why it is sound.
+//! The two `unsafe` blocks are system calls (`prctl` and Landlock before exec, `kill`);
+//! each says why it is sound.
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -36,8 +37,11 @@ pub enum Ended {
     Stopped(Stop),
 }
 
-/// Start the child.
-pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<Child> {
+/// Start the child, confined by `confinement` if given (see [`super::confine`]).
+pub fn spawn(
+    spec: &Spawn<'_>,
+    confinement: Option<landlock::RulesetCreated>,
+) -> std::io::Result<Child> {
     let stdin = match &spec.stdin {
         Some(path) => Stdio::from(std::fs::File::open(path)?),
         None => Stdio::null(),
@@ -54,13 +58,18 @@ pub fn spawn(spec: &Spawn<'_>) -> std::io::Result<Child> {
         .stdout(std::fs::File::create(&spec.stdout)?)
         .stderr(std::fs::File::create(&spec.stderr)?)
         .process_group(0);
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // prctl, which is async-signal-safe and touches no memory of ours.
+    let mut confinement = confinement;
+    // SAFETY: the closure runs in the forked child before exec. It calls prctl and
+    // the Landlock system calls (through `confine::enforce`, which does not allocate
+    // on success); all are async-signal-safe and touch no memory shared with the
+    // parent's other threads.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(ruleset) = confinement.take() {
+                super::confine::enforce(ruleset)?;
             }
             Ok(())
         });
@@ -150,7 +159,7 @@ mod tests {
             dir.path(),
         );
         let (_tx, mut rx) = watch::channel(Stop::Keep);
-        let ended = wait(spawn(&spec).unwrap(), &mut rx, Duration::from_secs(1)).await;
+        let ended = wait(spawn(&spec, None).unwrap(), &mut rx, Duration::from_secs(1)).await;
         assert_eq!(ended.unwrap(), Ended::Exited(3));
         assert_eq!(tail(&spec.stdout, 100), "hi\n");
         assert_eq!(tail(&spec.stderr, 3), "ps\n");
@@ -163,7 +172,7 @@ mod tests {
         let script = "trap '' TERM; sleep 30 & echo $! > pid; wait";
         let spec = run(&["/bin/sh", "-c", script], dir.path());
         let (tx, mut rx) = watch::channel(Stop::Keep);
-        let child = spawn(&spec).unwrap();
+        let child = spawn(&spec, None).unwrap();
         let pid_file = dir.path().join("pid");
         for _ in 0..500 {
             if std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {

@@ -44,6 +44,8 @@ pub struct Config {
     pub kill_grace: Duration,
     pub store: Store,
     pub cache: LocalCasCache,
+    /// Run bb under Landlock (`confine`); off only with `--no-confine`.
+    pub confine: bool,
 }
 
 /// Why a create request is refused.

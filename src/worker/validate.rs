@@ -7,7 +7,11 @@
 //!   `volumes`, absolute paths in `command`) stays inside the sandbox;
 //! - FILE inputs give inline `content` or a content-addressed URL of the worker's
 //!   own store (`<store>/cas/sha256/<hex>`); DIRECTORY inputs are not supported;
-//! - outputs go to URLs inside the worker's store, without wildcards;
+//! - outputs go to URLs under the worker's store's `runs/` (never `cas/`, which only
+//!   the client writes, by digest), without wildcards;
+//! - no argument, path or environment value holds a NUL byte (no process could be
+//!   started with it); executor `env` names only variables bb reads
+//!   ([`ENV_ALLOWED`]): anything else (`LD_PRELOAD`, `PATH`, `CRS_PATH`) is refused;
 //! - the task's resources fit the whole machine.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +19,34 @@ use std::path::PathBuf;
 use super::admission::{Admission, Demand};
 use super::sandbox::{check_argv, container_relative};
 use crate::store::Store;
+
+/// The store directory every task output goes under.
+pub const RUNS_DIR: &str = "runs";
 use crate::tes::types::{FileType, Task};
+
+/// Executor environment variables a task may set: exact names, and prefixes ending in
+/// `_`. bb reads `BB_*` (e.g. `BB_SCHEME`, `BB_VERIFIER_TARGET`) and
+/// `HARDWARE_CONCURRENCY`; anything else could change how the process is loaded or
+/// where it reads and writes (`LD_PRELOAD`, `PATH`, `HOME`, `CRS_PATH`).
+pub const ENV_ALLOWED: &[&str] = &["BB_", "HARDWARE_CONCURRENCY"];
+
+fn env_allowed(name: &str) -> bool {
+    ENV_ALLOWED
+        .iter()
+        .any(|allowed| match allowed.strip_suffix('_') {
+            Some(_) => name.starts_with(allowed) && name.len() > allowed.len(),
+            None => name == *allowed,
+        })
+}
+
+/// A NUL byte cannot reach a process (argv and environment are C strings): refuse it
+/// up front rather than fail the task when it starts.
+fn no_nul(value: &str, what: impl FnOnce() -> String) -> Result<(), String> {
+    match value.contains('\0') {
+        true => Err(format!("{} contains a NUL byte", what())),
+        false => Ok(()),
+    }
+}
 
 /// What validation needs to know about this worker.
 pub struct Rules<'a> {
@@ -48,7 +79,22 @@ impl Rules<'_> {
             if executor.command.is_empty() {
                 return Err(format!("{what}.command is empty"));
             }
-            check_argv(&executor.command, &format!("{what}.command")).map_err(|e| e.to_string())?;
+            for (j, arg) in executor.command.iter().enumerate() {
+                no_nul(arg, || format!("{what}.command[{j}]"))?;
+            }
+            for (name, value) in &executor.env {
+                no_nul(name, || format!("{what}.env name {name:?}"))?;
+                no_nul(value, || format!("{what}.env[{name:?}]"))?;
+                if !env_allowed(name) {
+                    return Err(format!(
+                        "{what}.env: {name:?} may not be set (allowed: BB_*, \
+                         HARDWARE_CONCURRENCY)"
+                    ));
+                }
+            }
+            let workdir = executor.workdir.as_deref().unwrap_or("/");
+            check_argv(&executor.command, workdir, &format!("{what}.command"))
+                .map_err(|e| e.to_string())?;
             let paths = [
                 ("workdir", &executor.workdir),
                 ("stdin", &executor.stdin),
@@ -82,9 +128,7 @@ impl Rules<'_> {
             if output.path.contains(['*', '?', '[']) || output.path_prefix.is_some() {
                 return Err(format!("{what}.path: wildcard outputs are not supported"));
             }
-            self.store
-                .key_for_url(&output.url)
-                .map_err(|e| format!("{what}.url: {e}"))?;
+            self.check_output_url(&output.url, &what)?;
         }
         for (i, volume) in task.volumes.iter().enumerate() {
             container_relative(volume, &format!("volumes[{i}]")).map_err(|e| e.to_string())?;
@@ -92,6 +136,29 @@ impl Rules<'_> {
         let demand = Demand::of(task.resources.as_ref())?;
         self.admission.check_fits_machine(demand)?;
         Ok(demand)
+    }
+
+    /// Outputs go under `<store>/runs/` only: a task must not plant objects where
+    /// clients look up content by digest (`cas/`) or anywhere else they trust.
+    fn check_output_url(&self, url: &str, what: &str) -> Result<(), String> {
+        let key = self
+            .store
+            .key_for_url(url)
+            .map_err(|e| format!("{what}.url: {e}"))?;
+        let runs_url = self.store.url_for_relative(RUNS_DIR);
+        let runs = self
+            .store
+            .key_for_url(runs_url.as_str())
+            .map_err(|e| format!("{what}.url: {e}"))?;
+        let below_runs = key
+            .prefix_match(&runs)
+            .is_some_and(|mut rest| rest.next().is_some());
+        if !below_runs {
+            return Err(format!(
+                "{what}.url {url:?} is not under {runs_url}/ (outputs may only go there)"
+            ));
+        }
+        Ok(())
     }
 
     fn check_input_url(&self, url: &str, what: &str) -> Result<(), String> {
