@@ -353,3 +353,77 @@ async fn views_listing_service_info_and_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn half_open_connections_are_closed_and_capped_and_service_info_still_answers() {
+    use std::io::{Read, Write};
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--max-connections", "32", "--header-timeout", "1"].map(String::from));
+    let worker = WorkerProc::start(&args);
+    let addr = worker.base.trim_start_matches("http://").to_owned();
+    // 300 connections that start a request head and never finish it.
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        socket
+            .write_all(b"GET /ga4gh/tes/v1/service-info HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        stalled.push(socket);
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let reply = http
+        .get(format!("{}/ga4gh/tes/v1/service-info", worker.base))
+        .send()
+        .await
+        .expect("service-info answers while 300 connections stall");
+    assert_eq!(reply.status(), 200);
+    // The worker closed the stalled connections (408 or a bare close), not held them.
+    let first = &mut stalled[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = first.read_to_end(&mut rest);
+    assert!(
+        read.is_ok(),
+        "the stalled connection was not closed: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn backend_parameters_are_not_stored_and_strict_fails_the_task() {
+    let scratch = Scratch::new();
+    let worker = WorkerProc::start(&scratch.fake_args());
+    let (_, info) = worker.get_path("/ga4gh/tes/v1/service-info").await;
+    assert_eq!(info["tesResources_backend_parameters"], json!([]), "{info}");
+    let mut task = fake_task(&["echo", "hi"]);
+    task["resources"] = json!({ "backend_parameters": { "VmSize": "big" } });
+    let lenient = worker.create(&task).await;
+    task["resources"]["backend_parameters_strict"] = json!(true);
+    let strict = worker.create(&task).await;
+    let done = worker.wait_terminal(&lenient).await;
+    assert_eq!(done.state, Some(bb_remote::tes::types::State::Complete));
+    let resources = done.resources.clone().unwrap();
+    assert!(resources.backend_parameters.is_empty(), "{resources:?}");
+    let notes = done.logs[0].system_logs.join("\n");
+    assert!(
+        notes.contains("VmSize") && notes.contains("ignored"),
+        "{notes}"
+    );
+    assert_eq!(done.logs.len(), 1, "one attempt, one log: {:?}", done.logs);
+    assert_eq!(done.logs[0].logs[0].exit_code, 0);
+    let failed = worker.wait_terminal(&strict).await;
+    assert_eq!(
+        failed.state,
+        Some(bb_remote::tes::types::State::SystemError)
+    );
+    assert!(
+        failed.logs[0].system_logs[0].contains("strict"),
+        "{failed:?}"
+    );
+    assert!(failed.logs[0].logs.is_empty(), "a strict task must not run");
+}

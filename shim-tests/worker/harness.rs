@@ -137,7 +137,13 @@ impl WorkerProc {
             base: base.to_owned(),
             token,
             stderr,
-            http: reqwest::Client::new(),
+            // Pooled connections are dropped before the worker's idle limit
+            // (--header-timeout), as a well-behaved client does: a test that blocks
+            // its runtime (bb run directly) cannot see the worker's close in time.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(3))
+                .build()
+                .unwrap(),
         }
     }
 

@@ -79,6 +79,10 @@ async fn run_task(
     if first == State::Canceled {
         return Ok(Some(State::Canceled));
     }
+    // Keep the creation notes merged into this attempt's log in later updates.
+    if let Some(stored) = task.logs.last() {
+        log.system_logs.clone_from(&stored.system_logs);
+    }
     let state = match execute(worker, &task, sandbox, stop, &mut log).await {
         Ok(state) => state,
         Err(message) => {
@@ -233,9 +237,17 @@ async fn set_state(
                     return false;
                 }
                 task.state = Some(state);
-                if let Some(log) = log {
+                if let Some(mut log) = log {
                     if only_from_queued {
-                        task.logs.push(log);
+                        // A log written at creation (no start time: system notes such as
+                        // ignored backend_parameters) becomes this attempt's log.
+                        match task.logs.last_mut() {
+                            Some(note) if note.start_time.is_none() => {
+                                log.system_logs.splice(0..0, note.system_logs.drain(..));
+                                *note = log;
+                            }
+                            _ => task.logs.push(log),
+                        }
                     } else if let Some(last) = task.logs.last_mut() {
                         *last = log;
                     } else {

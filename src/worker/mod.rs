@@ -8,6 +8,7 @@
 //!
 //! Layout:
 //! - [`api`]: HTTP routes and views; [`auth`]: bearer token and the loopback rule;
+//!   [`http`]: connection cap and timeouts;
 //! - [`validate`]: what a task may ask for; [`sandbox`]: container paths and argv;
 //!   [`confine`]: Landlock around each bb process;
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
@@ -24,6 +25,7 @@ pub mod confine;
 pub mod db;
 pub mod executor;
 pub mod files;
+pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod sandbox;
@@ -83,6 +85,16 @@ pub struct WorkerArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping a task.
     #[arg(long, default_value_t = 10.0)]
     pub kill_grace: f64,
+    /// Most connections open at once; past that, new ones wait in the kernel's backlog.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds a connection has to send a request head; also how long a kept-alive
+    /// connection may sit idle (clients should drop pooled connections sooner).
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout: f64,
+    /// Seconds a whole request may take, body included (then 408).
+    #[arg(long, default_value_t = 120.0)]
+    pub request_timeout: f64,
     /// Run bb without kernel confinement (Landlock). Only for kernels without Landlock
     /// and clients you trust: a task could then read and write anything the worker can.
     #[arg(long)]
@@ -135,11 +147,13 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         "worker ready"
     );
     let dispatcher = tokio::spawn(worker.clone().dispatch());
-    let app = api::router(worker.clone(), token, args.max_body);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let limits = http::Limits {
+        max_connections: args.max_connections,
+        header_timeout: seconds(args.header_timeout, "--header-timeout")?,
+        request_timeout: seconds(args.request_timeout, "--request-timeout")?,
+    };
+    let app = http::with_request_timeout(api::router(worker.clone(), token, args.max_body), limits);
+    http::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("shutting down: stopping running tasks");
     dispatcher.abort();
     worker.shut_down().await;
@@ -158,6 +172,15 @@ fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
             bail!("--memory {memory}: expected a positive number of GiB");
         }
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections 0: no client could connect");
+    }
+    for (flag, value) in [
+        ("--header-timeout", args.header_timeout),
+        ("--request-timeout", args.request_timeout),
+    ] {
+        seconds(value, flag)?;
+    }
     if args.max_body == 0 {
         bail!("--max-body 0: no task could be submitted; expected a size in bytes");
     }
@@ -165,6 +188,14 @@ fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
         cpus: args.cpus.unwrap_or_else(machine_cpus),
         memory_gib: args.memory.unwrap_or_else(machine_memory_gib),
     })
+}
+
+/// A positive, finite number of seconds.
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{flag} {value}: expected a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {

@@ -98,13 +98,61 @@ impl Worker {
     }
 
     /// Validate, store and queue a task; returns its id.
+    ///
+    /// `resources.backend_parameters` (TES v1.1): this worker supports no keys, so
+    /// any given are neither stored nor returned; a system log names them, and with
+    /// `backend_parameters_strict` the task fails (SYSTEM_ERROR) instead of running.
     pub async fn create(&self, mut task: Task) -> Result<String, CreateError> {
         let demand = self.rules().check(&task).map_err(CreateError::Invalid)?;
         task.logs.clear();
-        let stored = self.with_db(move |db| db.create(task)).await?;
+        let (ignored, strict) = match task.resources.as_mut() {
+            Some(r) => (
+                std::mem::take(&mut r.backend_parameters),
+                r.backend_parameters_strict == Some(true),
+            ),
+            None => Default::default(),
+        };
+        let refuse = strict && !ignored.is_empty();
+        if !ignored.is_empty() {
+            let keys: Vec<&str> = ignored.keys().map(String::as_str).collect();
+            let note = format!(
+                "resources.backend_parameters {} not supported by this worker (it supports \
+                 none); {}",
+                keys.join(", "),
+                if refuse {
+                    "failing the task: backend_parameters_strict is true"
+                } else {
+                    "ignored"
+                }
+            );
+            task.logs.push(TaskLog {
+                system_logs: vec![note],
+                end_time: refuse.then(now_rfc3339),
+                ..TaskLog::default()
+            });
+        }
+        let stored = self
+            .with_db(move |db| {
+                let stored = db.create(task)?;
+                if !refuse {
+                    return Ok(stored);
+                }
+                let id = stored.id.clone().unwrap_or_default();
+                db.update(&id, |task| {
+                    task.state = Some(State::SystemError);
+                    true
+                })?;
+                Ok(stored)
+            })
+            .await?;
         let id = stored.id.unwrap_or_default();
-        self.queue(id.clone(), demand);
         self.metrics.task_created();
+        if refuse {
+            self.metrics.task_finished(State::SystemError, 0.0);
+            tracing::warn!(task = %id, "unsupported backend_parameters with strict: failed");
+            return Ok(id);
+        }
+        self.queue(id.clone(), demand);
         tracing::info!(task = %id, "task queued");
         Ok(id)
     }
