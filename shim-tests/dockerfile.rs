@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-/// The path the stock Aztec image's `BB_BINARY_PATH` names (spec/bb-cli.md §2.1, §3.5).
+/// The path the stock Aztec image's `BB_BINARY_PATH` names (docs/bb-grammar.md §2).
 const CLIENT_BB_PATH: &str = "/usr/src/barretenberg/cpp/build/bin/bb";
 
 fn dockerfile() -> String {

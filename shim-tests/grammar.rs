@@ -1,6 +1,7 @@
 //! Table-driven tests of bb's grammars and the routing verdict: every command of
-//! both grammars, and the exact argv each Aztec client version sends (bb-cli.md §2.4,
-//! §3.5). Pure function calls except the last test, which runs `bb-remote route`.
+//! both grammars, and the exact argv each Aztec client version sends
+//! (docs/bb-grammar.md §2). Pure function calls except the last test, which runs
+//! `bb-remote route`.
 
 use bb_remote::config::{Env, Settings};
 use bb_remote::grammar::{parse, tables, Generation, GrammarHint};

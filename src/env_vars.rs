@@ -33,7 +33,7 @@ env_vars! {
     GRAMMAR = "BB_REMOTE_GRAMMAR";
     /// What to do when the backend is unreachable: `fail` or `native`.
     FALLBACK = "BB_REMOTE_FALLBACK";
-    /// Longest wait for a delegated task, in seconds.
+    /// Bound on the whole delegated call (upload, lookup, create, wait, fetch), in seconds.
     TIMEOUT = "BB_REMOTE_TIMEOUT";
     /// CPU cores to request per delegated task (default: from the circuit).
     CPU_CORES = "BB_REMOTE_CPU_CORES";

@@ -15,7 +15,7 @@ pub const IO: u8 = 74;
 pub const REPLAY_MISS: u8 = 66;
 /// Fixture data is corrupt or of an unknown format (EX_DATAERR).
 pub const FIXTURE_INVALID: u8 = 65;
-/// Interrupted by SIGINT / SIGTERM while waiting (shell convention 128+n).
+/// Interrupted by SIGINT / SIGTERM in any phase of a delegated call (shell convention 128+n).
 pub const SIGINT: u8 = 130;
 pub const SIGTERM: u8 = 143;
 
@@ -31,7 +31,7 @@ pub const ALL: &[(u8, &str)] = &[
     ),
     (
         BACKEND_UNAVAILABLE,
-        "backend unreachable or failing after retries (and fallback is off)",
+        "backend unreachable, failing after retries, or BB_REMOTE_TIMEOUT reached (and fallback is off)",
     ),
     (
         BACKEND_REJECTED,
@@ -47,14 +47,68 @@ pub const ALL: &[(u8, &str)] = &[
     ),
     (
         FIXTURE_INVALID,
-        "replay: fixture corrupt or of an unknown format version",
+        "replay: fixture corrupt, of an unknown format version, or not a regular file",
     ),
     (
         SIGINT,
-        "interrupted by SIGINT while waiting (remote task cancelled)",
+        "interrupted by SIGINT (the task this call created is cancelled)",
     ),
     (
         SIGTERM,
-        "terminated by SIGTERM while waiting (remote task cancelled)",
+        "terminated by SIGTERM (the task this call created is cancelled)",
     ),
 ];
+
+/// Which signal asked the shim to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    Int,
+    Term,
+}
+
+impl Interrupt {
+    /// Shell convention: 128 + signal number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Interrupt::Int => SIGINT,
+            Interrupt::Term => SIGTERM,
+        }
+    }
+}
+
+/// A bb exit code as this process's exit code: 0-255 as is; a death by signal n,
+/// reported either as 128+n or as -n, becomes 128+n (shell convention); anything
+/// else is 1. The one mapping for remote, recorded and child exit codes.
+pub fn of_remote(code: i32) -> u8 {
+    match code {
+        0..=255 => code as u8,
+        -255..=-1 => (128 - code).min(255) as u8,
+        _ => 1,
+    }
+}
+
+/// A child's status as bb's exit code: its code, or 128+n for a death by signal n.
+pub fn of_status(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|n| 128 + n))
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_map_like_a_shell() {
+        assert_eq!(of_remote(0), 0);
+        assert_eq!(of_remote(1), 1);
+        assert_eq!(of_remote(134), 134);
+        assert_eq!(of_remote(-9), 137);
+        assert_eq!(of_remote(1000), 1);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(of_status(std::process::ExitStatus::from_raw(9)), 137);
+        assert_eq!(of_status(std::process::ExitStatus::from_raw(3 << 8)), 3);
+    }
+}

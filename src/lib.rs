@@ -30,6 +30,7 @@ pub mod delegate;
 pub mod diag;
 pub mod doctor;
 pub mod env_vars;
+pub mod error;
 pub mod exit;
 pub mod grammar;
 pub mod logging;

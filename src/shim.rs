@@ -1,13 +1,32 @@
-//! The `bb` shim's main: environment → settings → (parse → route → run) or passthrough.
+//! The `bb` shim's main. It owns the mode, the runtime, the one error report and the
+//! passthrough; everything else is called downward:
 //!
-//! While `BB_REMOTE_BACKEND` is unset the shim is pure passthrough: it checks the
-//! `BB_REMOTE_*` values (string comparisons) and hands argv to the native bb without
-//! parsing it, so passthrough costs next to nothing.
+//! ```text
+//! Env → Settings ─ passthrough (nothing to delegate, record or replay) → native bb
+//!                ├ `msgpack run --input <socket>` → msgpack server (`crate::msgpack`)
+//!                └ parse → route ─ Native → native bb
+//!                                └ Remote(plan) → delegate::drive over a transport:
+//!                                     TES | replay | Recording(TES) (record mode)
+//! ```
+//!
+//! While nothing is delegated, recorded or replayed, the shim is pure passthrough: it
+//! checks the `BB_REMOTE_*` values (string comparisons) and hands argv to the native
+//! bb without parsing it, so passthrough costs next to nothing.
 
-use crate::config::{Env, Settings};
-use crate::{exit, native};
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::config::{Env, Fallback, MissPolicy, Settings};
+use crate::delegate::{self, Prepared};
+use crate::error::Error;
+use crate::logging::error_chain;
+use crate::record::format::FixtureDir;
+use crate::record::plan::{self, Chosen};
+use crate::record::recorder::{self, Recording};
+use crate::record::replay::{self, ReplayFailure, ReplayTransport};
+use crate::{diag, env_vars, native};
 
 pub fn main() -> ExitCode {
     let env = Env::from_process();
@@ -19,41 +38,190 @@ pub fn main() -> ExitCode {
 pub fn run(env: &Env, argv: &[OsString]) -> u8 {
     let settings = match Settings::load(env) {
         Ok(s) => s,
-        Err(err) => return report(&err, exit::CONFIG),
+        Err(err) => return report(&err.into()),
     };
     if settings.is_passthrough() {
         return passthrough(env, argv);
     }
-    crate::diag::init(env);
+    diag::init(env);
     crate::logging::init_with(&settings.log, "warn");
     if let Some(code) = crate::msgpack::intercept(&settings, env, argv) {
         return code;
     }
-    if let Some(code) = crate::record::intercept(&settings, env, argv) {
-        return code;
+    match dispatch(&settings, env, argv) {
+        Ok(Next::Exit(code)) => code,
+        Ok(Next::Native) => passthrough(env, argv),
+        Err(err) => report(&err),
     }
-    crate::delegate::run(&settings, env, argv)
+}
+
+/// What to do once a mode has run (the runtime is gone by then).
+enum Next {
+    /// bb's answer (or ours) is complete: exit with this code.
+    Exit(u8),
+    /// Hand the original argv to the native bb.
+    Native,
+}
+
+fn dispatch(settings: &Settings, env: &Env, argv: &[OsString]) -> Result<Next, Error> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::local_io("reading the working directory", e))?;
+    let args = argv.get(1..).unwrap_or_default();
+    if let Some(dir) = &settings.replay {
+        return replay(
+            settings,
+            env,
+            plan::choose(settings, env, args, &cwd),
+            dir,
+            &cwd,
+            args,
+        );
+    }
+    if let Some(dir) = &settings.record {
+        return record(
+            settings,
+            env,
+            argv,
+            plan::choose(settings, env, args, &cwd),
+            dir,
+        );
+    }
+    match delegate::prepare(settings, env, args, &cwd) {
+        Some(prepared) => delegated(settings, env, &prepared),
+        None => Ok(Next::Native),
+    }
+}
+
+/// The delegated, recording and replaying paths' runtime (see [`delegate::runtime`]).
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    delegate::runtime().map_err(|e| Error::local_io("starting the async runtime", e))
+}
+
+fn delegated(settings: &Settings, env: &Env, prepared: &Prepared) -> Result<Next, Error> {
+    let outcome = runtime()?.block_on(async {
+        let mut transport =
+            delegate::tes_transport(settings, env, &prepared.plan, &prepared.present)?;
+        delegate::drive(&mut transport, prepared, settings.timeout).await
+    });
+    match outcome {
+        Ok(result) => Ok(Next::Exit(delegate::write_streams(&result))),
+        Err(err) => fall_back(settings, err).map(|()| Next::Native),
+    }
+}
+
+/// An unreachable backend with `BB_REMOTE_FALLBACK=native`: one warning, then the
+/// native bb (`Ok`). Every other failure stays a failure.
+fn fall_back(settings: &Settings, err: Error) -> Result<(), Error> {
+    if err.may_fall_back() && settings.fallback == Fallback::Native {
+        diag::warning(&format_args!(
+            "{}; running bb natively ({}=native)",
+            error_chain(&err),
+            env_vars::FALLBACK
+        ));
+        return Ok(());
+    }
+    Err(err)
+}
+
+/// `BB_REMOTE_RECORD`: run as usual (delegated or native) and write a fixture too.
+fn record(
+    settings: &Settings,
+    env: &Env,
+    argv: &[OsString],
+    chosen: Chosen,
+    dir: &Path,
+) -> Result<Next, Error> {
+    let fixtures = FixtureDir::new(dir);
+    let runtime = runtime()?;
+    if chosen.delegable && settings.backend.is_some() {
+        let started = Instant::now();
+        let outcome = runtime.block_on(async {
+            let mut transport = Recording::new(delegate::tes_transport(
+                settings,
+                env,
+                &chosen.prepared.plan,
+                &chosen.prepared.present,
+            )?);
+            let result =
+                delegate::drive(&mut transport, &chosen.prepared, settings.timeout).await?;
+            Ok((result, transport))
+        });
+        match outcome {
+            Ok((result, transport)) => {
+                let code = delegate::write_streams(&result);
+                recorder::save_delegated(
+                    &fixtures, &chosen, &result, &transport, started, settings,
+                );
+                return Ok(Next::Exit(code));
+            }
+            Err(err) => {
+                fall_back(settings, err)?;
+            }
+        }
+    }
+    let code = runtime.block_on(recorder::record_native(env, argv, &chosen, &fixtures));
+    Ok(code.map_or(Next::Native, Next::Exit))
+}
+
+/// `BB_REMOTE_REPLAY`: answer from the fixtures through the same driver.
+fn replay(
+    settings: &Settings,
+    env: &Env,
+    chosen: Chosen,
+    dir: &Path,
+    cwd: &Path,
+    args: &[OsString],
+) -> Result<Next, Error> {
+    let mut transport = ReplayTransport::new(FixtureDir::new(dir));
+    let outcome = runtime()?.block_on(delegate::drive(
+        &mut transport,
+        &chosen.prepared,
+        settings.timeout,
+    ));
+    let miss = match (outcome, transport.failure.take()) {
+        (Ok(result), _) => return Ok(Next::Exit(delegate::write_streams(&result))),
+        (Err(_), Some(ReplayFailure::Invalid(err))) => {
+            return Err(Error::FixtureInvalid(Box::new(err)))
+        }
+        (Err(_), Some(miss @ ReplayFailure::Miss { .. })) => miss,
+        (Err(err), None) => return Err(err),
+    };
+    let what = replay::miss_message(&miss, dir);
+    match settings.replay_miss {
+        MissPolicy::Fail => Err(Error::ReplayMiss(format!(
+            "{what}\nhelp: record it with {}=<dir>, or set {}=native|remote",
+            env_vars::RECORD,
+            env_vars::REPLAY_MISS
+        ))),
+        MissPolicy::Native => {
+            diag::warning(&format_args!("{what}; running bb natively"));
+            Ok(Next::Native)
+        }
+        MissPolicy::Remote if settings.backend.is_some() => {
+            diag::warning(&format_args!("{what}; running it on the backend"));
+            match delegate::prepare(settings, env, args, cwd) {
+                Some(prepared) => delegated(settings, env, &prepared),
+                None => Ok(Next::Native),
+            }
+        }
+        MissPolicy::Remote => Err(Error::ConfigMsg(format!(
+            "{what}; {}=remote needs {} to be set",
+            env_vars::REPLAY_MISS,
+            env_vars::BACKEND
+        ))),
+    }
 }
 
 /// Hand the invocation to the native bb (exec or dlopen); the exit code on failure.
-pub(crate) fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
+fn passthrough(env: &Env, argv: &[OsString]) -> u8 {
     match native::passthrough(env, argv) {
         Ok(code) => code,
-        Err(err) => report(&err, err.exit_code()),
+        Err(err) => report(&err.into()),
     }
 }
 
-/// The shim's own error line: always stderr, prefixed so it is told apart from bb's.
-pub(crate) fn report(err: &dyn std::fmt::Display, code: u8) -> u8 {
-    crate::diag::error(err);
-    code
-}
-
-/// A single-threaded runtime for the delegated and recording paths (one invocation per
-/// process), or the exit code to give. Passthrough never builds one.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| report(&format!("starting the async runtime: {err}"), exit::IO))
+/// The one place a shim failure becomes its error line and exit code.
+fn report(err: &Error) -> u8 {
+    diag::error(&error_chain(err));
+    err.exit_code()
 }

@@ -8,3 +8,4 @@ mod legacy;
 mod modern;
 mod proxy;
 mod sharing;
+mod stops;

@@ -1,8 +1,8 @@
-//! The exact argv each Aztec client version sends (bb-cli.md §2.4, §3.5).
+//! The exact argv each Aztec client version sends (docs/bb-grammar.md §2).
 
 use super::*;
 
-// ---- legacy clients (bb-cli.md §2.4) ----
+// ---- legacy clients (docs/bb-grammar.md §2) ----
 
 #[test]
 fn client_0_47_1_server_proof() {
@@ -180,7 +180,7 @@ fn client_0_66_pxe_client_ivc_prove_is_legacy_and_native() {
     assert_eq!(native(line), NativeCode::NotDelegated);
 }
 
-// ---- modern clients (bb-cli.md §3.5) ----
+// ---- modern clients (docs/bb-grammar.md §2) ----
 
 #[test]
 fn client_4_x_server_proof() {

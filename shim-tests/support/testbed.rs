@@ -3,7 +3,7 @@
 //! test circuits, and moto's S3 server.
 //!
 //! Helpers here run real processes only; nothing is mocked. For what each file is
-//! and why, see `scripts/testbed` and `spec/offline-proving.md`.
+//! and why, see `scripts/testbed` and the README's test bed section.
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use std::ffi::OsStr;

@@ -7,9 +7,9 @@
 //! every transport.
 use std::path::{Path, PathBuf};
 
-use super::error::DelegateError;
 use super::outputs;
 use super::transport::{RemoteOutput, Transport};
+use crate::error::Error as DelegateError;
 use crate::store::hash_file;
 
 /// Prefix of our temporary files, so an operator can tell them apart.
@@ -25,9 +25,8 @@ pub async fn write_outputs<T: Transport>(
     let mut planned = Vec::with_capacity(results.len());
     for output in results {
         let relative = outputs::validate(&output.name)?;
-        let dest = out_dir.join(&relative);
-        outputs::check_not_link(&dest)?;
-        planned.push((output, dest));
+        outputs::check_no_links(out_dir, &relative)?;
+        planned.push((output, relative));
     }
     // Remember whether we made the directory, so a failure leaves no trace of it.
     let made_dir = create_dir && !out_dir.exists();
@@ -45,15 +44,12 @@ pub async fn write_outputs<T: Transport>(
         }
         return Err(err);
     }
-    for ((_, dest), temp) in planned.iter().zip(&temps.paths) {
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| io_error("creating", parent, e))?;
-        }
-        tokio::fs::rename(temp, dest)
+    for ((_, relative), temp) in planned.iter().zip(&temps.paths) {
+        outputs::make_parents(out_dir, relative)?;
+        let dest = out_dir.join(relative);
+        tokio::fs::rename(temp, &dest)
             .await
-            .map_err(|e| io_error("moving the output into place at", dest, e))?;
+            .map_err(|e| io_error("moving the output into place at", &dest, e))?;
     }
     temps.paths.clear();
     Ok(())
@@ -104,7 +100,7 @@ impl Drop for Temps {
 }
 
 fn io_error(what: &str, path: &Path, err: std::io::Error) -> DelegateError {
-    DelegateError::Io(format!("{what} {}: {err}", path.display()))
+    DelegateError::local_io(format!("{what} {}", path.display()), err)
 }
 
 #[cfg(test)]
@@ -181,6 +177,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, DelegateError::BadOutputs(_)), "{err:?}");
         assert!(listing(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_linked_subdirectory_of_the_output_directory_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("sub")).unwrap();
+        let t = backend(&[("proof", b"P"), ("sub/vk", b"V")]);
+        let results = [output("proof", b"P"), output("sub/vk", b"V")];
+        let err = write_outputs(&t, &results, dir.path(), false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(listing(dir.path()), ["sub"]);
+        assert!(listing(elsewhere.path()).is_empty());
     }
 
     #[tokio::test]

@@ -1,20 +1,23 @@
-//! Running a `Remote(plan)` on the backend: upload, submit, wait, fetch, exit code.
+//! The one driver: a `Remote(plan)` run over any [`Transport`] (TES + object store,
+//! replay, or the recording decorator around either).
 //!
 //! Layout:
-//! - [`run`] (here): the shim's delegated branch: parse, route, check inputs, pick
-//!   the transport, fall back or fail, replay stdout/stderr and the exit code;
-//! - [`execute_plan`] (here): the transport-independent driver: stage inputs, compute
-//!   the [`key`], execute, write outputs with [`fetch::write_outputs`];
-//! - [`transport`]: the [`transport::Transport`] trait and result types;
-//!   [`tes_transport`]: TES + object store; [`task`]: plan → TES task; [`wait`]:
-//!   polling; [`resources`]: cpu/ram per circuit; [`key`]: the invocation key;
-//! - [`outputs`]: output-name validation; [`signals`]: SIGINT/SIGTERM; [`error`].
+//! - [`prepare`] (here): parse → route → check inputs; `None` means the native bb must
+//!   answer (the shim passes the call through untouched);
+//! - [`drive`] (here): the transport-independent run, bounded by `BB_REMOTE_TIMEOUT`
+//!   and interruptible by SIGINT/SIGTERM in every phase: stage inputs, compute the
+//!   [`key`], execute, write outputs with [`fetch::write_outputs`]; on a signal or
+//!   the timeout, what this caller created is cancelled ([`Transport::abandon`]);
+//! - [`write_streams`] (here): bb's stdout/stderr and exit code, as bb would have;
+//! - [`transport`]: the [`Transport`] trait and result types; [`tes_transport`]: TES +
+//!   object store ([`tes_transport::TesTransport`], built by [`tes_transport()`]); [`task`]: plan →
+//!   TES task; [`wait`]: polling; [`resources`]: cpu/ram per circuit; [`key`]: the
+//!   invocation key;
+//! - [`execute_plan`]: the same run without the shim's stops (the msgpack server,
+//!   which handles signals itself, cancels through the transport instead);
+//! - [`outputs`]: output-name validation and the no-links directory walk; [`signals`].
 //!
-//! A missing required input, or a legacy output directory that does not exist, is
-//! handed to the native bb untouched: bb prints its own error and exit code, and
-//! nothing is uploaded or submitted.
-
-pub mod error;
+//! This module never decides between modes or prints errors: `shim` does both.
 pub mod fetch;
 pub mod key;
 pub mod outputs;
@@ -25,19 +28,23 @@ pub mod tes_transport;
 pub mod transport;
 pub mod wait;
 
+/// The shim's error type, under the name the delegation code has always used.
+pub mod error {
+    pub use crate::error::Error as DelegateError;
+}
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::config::{Env, Fallback, Settings};
-use crate::env_vars;
-use crate::grammar::parse;
-use crate::logging::error_chain;
+use crate::config::{Env, Settings};
+use crate::error::Error;
+use crate::grammar::{parse, Generation, Invocation, Item, Parsed, Use};
 use crate::route::{route, InputSource, Plan, Route};
-use crate::shim::{passthrough, report, runtime};
 use crate::store::Store;
 use crate::tes::client::{ClientOptions, RetryPolicy, TesClient};
-use error::DelegateError;
+use signals::Signals;
 use tes_transport::TesTransport;
 use transport::{Job, JobInput, RemoteResult, Transport};
 
@@ -45,62 +52,103 @@ use transport::{Job, JobInput, RemoteResult, Transport};
 /// enough that a prover notices an outage within about ten seconds.
 const SHIM_RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 5,
-    min_delay: std::time::Duration::from_millis(100),
-    max_delay: std::time::Duration::from_secs(2),
-    max_total_delay: std::time::Duration::from_secs(10),
+    min_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    max_total_delay: Duration::from_secs(10),
 };
 
-/// The delegated branch of the shim (`BB_REMOTE_BACKEND` is set). Returns the exit code.
-pub fn run(settings: &Settings, env: &Env, argv: &[OsString]) -> u8 {
-    let args = argv.get(1..).unwrap_or_default();
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(_) => return passthrough(env, argv),
-    };
+/// Longest time spent cancelling after a signal or the timeout, so a dead backend
+/// cannot hold an interrupted shim.
+const ABANDON_BOUND: Duration = Duration::from_secs(5);
+
+/// A plan ready to run: the routed plan and its inputs present on disk.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub plan: Plan,
+    /// (index in `plan.inputs`, local path) of each input that exists.
+    pub present: Vec<(usize, PathBuf)>,
+}
+
+/// Parse and route `args` (argv without the program name) run in `cwd`. `None` when
+/// the native bb must answer: the router says native, or bb would reject the call
+/// before proving (a missing input, a legacy output directory that does not exist,
+/// an output path that is not a writable directory).
+pub fn prepare(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Option<Prepared> {
     let invocation = parse(args, env, settings.grammar_hint());
-    let plan = match route(&invocation, &settings.delegate, &cwd) {
-        Route::Remote(plan) => plan,
+    match route(&invocation, &settings.delegate, cwd) {
+        Route::Remote(plan) => {
+            if crs_dir_missing(&invocation, cwd) {
+                return None;
+            }
+            let present = present_inputs(&plan)?;
+            Some(Prepared { plan, present })
+        }
         Route::Native(reason) => {
             tracing::debug!(code = ?reason.code, "running natively: {}", reason.message);
-            return passthrough(env, argv);
+            None
         }
-    };
-    let Some(present) = present_inputs(&plan) else {
-        return passthrough(env, argv);
-    };
-    let runtime = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let outcome = runtime.block_on(async {
-        let mut transport = tes_transport(settings, env, &plan, &present)?;
-        execute_plan(&mut transport, &plan, &present).await
-    });
-    match outcome {
-        Ok(result) => replay_streams(&result),
-        Err(err) if err.may_fall_back() && settings.fallback == Fallback::Native => {
-            eprintln!(
-                "bb-remote: warning: {err}; running bb natively ({}=native)",
-                env_vars::FALLBACK
-            );
-            drop(runtime);
-            passthrough(env, argv)
-        }
-        Err(DelegateError::Interrupted(signal)) => {
-            eprintln!("bb-remote: interrupted; the remote task was cancelled");
-            signal.exit_code()
-        }
-        Err(err) => report(&err, err.exit_code()),
     }
 }
 
+/// Modern bb checks that the CRS option names an existing directory (CLI11, exit 105)
+/// before anything else; the remote side drops the option, so only the native bb can
+/// give that answer.
+fn crs_dir_missing(invocation: &Invocation, cwd: &Path) -> bool {
+    if invocation.generation != Generation::Modern {
+        return false;
+    }
+    let Parsed::Command(command) = &invocation.parsed else {
+        return false;
+    };
+    command.items.iter().any(|item| {
+        matches!(item, Item::Value { reads, value, .. }
+            if reads.usage == Use::Crs && !cwd.join(value).is_dir())
+    })
+}
+
+/// Run `prepared` on `transport` to the end, within `timeout` (the whole call), and
+/// stop cleanly on SIGINT/SIGTERM in any phase: the first signal (or the timeout)
+/// drops the run (its temporary files go with it), cancels what this caller created,
+/// and returns [`Error::Interrupted`] / [`Error::Timeout`]; a second signal exits at once.
+pub async fn drive<T: Transport>(
+    transport: &mut T,
+    prepared: &Prepared,
+    timeout: Duration,
+) -> Result<RemoteResult, Error> {
+    let mut signals =
+        Signals::install().map_err(|e| Error::local_io("installing signal handlers", e))?;
+    let stopped = tokio::select! {
+        result = execute_plan(transport, &prepared.plan, &prepared.present) => return result,
+        signal = signals.next() => {
+            signals.escalate_on_second();
+            Error::Interrupted(signal)
+        }
+        () = tokio::time::sleep(timeout) => Error::Timeout { secs: timeout.as_secs(), cancelled: "" },
+    };
+    let abandoned = tokio::time::timeout(ABANDON_BOUND, transport.abandon()).await;
+    let note = match abandoned {
+        Ok(Ok(true)) => "; the task this call created was cancelled",
+        Ok(Ok(false)) => "",
+        Ok(Err(_)) | Err(_) => "; cancelling the task this call created failed",
+    };
+    Err(match stopped {
+        Error::Timeout { secs, .. } => Error::Timeout {
+            secs,
+            cancelled: note,
+        },
+        other => other,
+    })
+}
+
 /// Stage the inputs, run the job on `transport`, write its outputs into the plan's
-/// output directory. The same driver serves every transport.
+/// output directory. The same steps for every transport. [`drive`] adds the stops
+/// (signals, timeout) of a shim invocation; the msgpack server, whose process handles
+/// signals itself, calls this directly.
 pub async fn execute_plan<T: Transport>(
     transport: &mut T,
     plan: &Plan,
     present: &[(usize, PathBuf)],
-) -> Result<RemoteResult, DelegateError> {
+) -> Result<RemoteResult, Error> {
     let files: Vec<PathBuf> = present.iter().map(|(_, p)| p.clone()).collect();
     let (staged, _stats) = transport.stage_inputs(&files).await?;
     let mut digests = vec![None; plan.inputs.len()];
@@ -143,10 +191,10 @@ pub async fn execute_plan<T: Transport>(
 }
 
 /// The inputs to send, as (plan index, local path), or `None` when bb itself must
-/// answer: a required input (or one named on argv) is missing or not a regular
-/// file, or a legacy output directory does not exist.
+/// answer: a required input (or one named on argv) is missing or not a regular file,
+/// or the output location is one bb would refuse (see [`outputs::output_dir_usable`]).
 pub fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
-    if !plan.output_dir.created_by_bb && !Path::new(&plan.output_dir.path).is_dir() {
+    if !outputs::output_dir_usable(&plan.output_dir) {
         return None;
     }
     let on_argv: Vec<usize> = plan.inputs_on_argv().collect();
@@ -162,12 +210,14 @@ pub fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
     Some(present)
 }
 
+/// The TES + object store transport for `plan` and its `present` inputs, from the
+/// checked settings.
 pub fn tes_transport(
     settings: &Settings,
     env: &Env,
     plan: &Plan,
     present: &[(usize, PathBuf)],
-) -> Result<TesTransport, DelegateError> {
+) -> Result<TesTransport, Error> {
     let backend = settings
         .backend
         .as_ref()
@@ -182,11 +232,8 @@ pub fn tes_transport(
     let store_url = settings
         .store
         .as_ref()
-        .ok_or_else(|| DelegateError::Config(format!("{} is not set", env_vars::STORE)))?;
-    let store = Store::from_url(store_url.as_str(), env).map_err(|err| match err {
-        crate::store::StoreError::InvalidConfig { .. } => DelegateError::Config(error_chain(&err)),
-        other => other.into(),
-    })?;
+        .ok_or_else(|| Error::ConfigMsg(format!("{} is not set", crate::env_vars::STORE)))?;
+    let store = Store::from_url(store_url.as_str(), env)?;
     let bytecode = present
         .iter()
         .find(|(i, _)| plan.inputs[*i].role == "bytecode")
@@ -203,6 +250,7 @@ pub fn tes_transport(
         timeout: settings.timeout,
         attempt: attempt_id(),
         cancel: None,
+        created: None,
     })
 }
 
@@ -215,33 +263,18 @@ fn attempt_id() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
+/// A single-threaded runtime for one delegated, recording, replaying or msgpack-serving
+/// invocation per process. Passthrough never builds one.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// bb's stdout and stderr, byte for byte, then its exit code.
-pub fn replay_streams(result: &RemoteResult) -> u8 {
+pub fn write_streams(result: &RemoteResult) -> u8 {
     let _ = std::io::stdout().write_all(&result.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&result.stderr);
-    exit_code_of(result.exit_code)
-}
-
-/// A remote exit code as a process exit code (signal deaths reported negative become 128+n).
-pub(crate) fn exit_code_of(code: i32) -> u8 {
-    match code {
-        0..=255 => code as u8,
-        -255..=-1 => (128 - code).min(255) as u8,
-        _ => 1,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_map_like_a_shell() {
-        assert_eq!(exit_code_of(0), 0);
-        assert_eq!(exit_code_of(1), 1);
-        assert_eq!(exit_code_of(134), 134);
-        assert_eq!(exit_code_of(-9), 137);
-        assert_eq!(exit_code_of(1000), 1);
-    }
+    crate::exit::of_remote(result.exit_code)
 }

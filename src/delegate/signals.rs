@@ -1,26 +1,11 @@
-//! SIGINT / SIGTERM while waiting on a remote task: the first cancels the task and
-//! cleans up; a second one exits at once. The msgpack server waits differently: its
+//! SIGINT / SIGTERM during a delegated call: the first stops the call (see
+//! `delegate::drive`, and the TES transport's own wait); a second one exits at once. The msgpack server waits differently: its
 //! process handles signals itself (requests in flight are finished, as bb does), and a
 //! task is cancelled when the client that asked for it disconnects ([`Signals::on_cancel`]).
 
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Which signal asked us to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
-    Int,
-    Term,
-}
-
-impl Interrupt {
-    /// Shell convention: 128 + signal number.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Interrupt::Int => crate::exit::SIGINT,
-            Interrupt::Term => crate::exit::SIGTERM,
-        }
-    }
-}
+pub use crate::exit::Interrupt;
 
 /// Installed handlers. Install before submitting, so no signal slips between submit and wait.
 pub enum Signals {
@@ -68,7 +53,7 @@ impl Signals {
         }
         tokio::spawn(async move {
             let second = self.next().await;
-            eprintln!("bb-remote: second signal, exiting without waiting for cleanup");
+            crate::diag::note(&"second signal, exiting without waiting for cleanup");
             std::process::exit(i32::from(second.exit_code()));
         });
     }

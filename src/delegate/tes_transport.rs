@@ -46,6 +46,9 @@ pub struct TesTransport {
     /// `None`: SIGINT/SIGTERM cancel the task. `Some`: signals are the caller's
     /// business, and a `true` here cancels the task (the msgpack client went away).
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The task this caller created (never one it reused), for [`Transport::abandon`]
+    /// when a signal or the whole-call timeout drops `execute` part way.
+    pub created: Option<String>,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -88,6 +91,9 @@ impl Transport for TesTransport {
         let started = Instant::now();
         let mut task = self.task_for(job, &self.attempt)?;
         let mut submitted = self.submit(job, &task, true).await?;
+        if submitted.created {
+            self.created = Some(submitted.id.clone());
+        }
         let mut resubmitted = false;
         let state = loop {
             let waited = wait::until_terminal(
@@ -109,6 +115,9 @@ impl Transport for TesTransport {
                     );
                     task = self.task_for(job, &format!("{}-r", self.attempt))?;
                     submitted = self.submit(job, &task, false).await?;
+                    if submitted.created {
+                        self.created = Some(submitted.id.clone());
+                    }
                 }
                 Ok(state) => break state,
                 Err(err) => {
@@ -144,6 +153,14 @@ impl Transport for TesTransport {
             .download_url_verified(&output.location, dir, name, &output.digest)
             .await?;
         Ok(())
+    }
+
+    async fn abandon(&mut self) -> Result<bool, DelegateError> {
+        let Some(id) = self.created.take() else {
+            return Ok(false);
+        };
+        self.client.cancel_task(&id).await?;
+        Ok(true)
     }
 }
 

@@ -1,10 +1,10 @@
 //! The seam between "what to run" and "where it runs": a [`Transport`] executes a
 //! [`Job`] and returns a [`RemoteResult`]. The TES + object store transport lives in
-//! `tes_transport.rs`; record/replay plugs in a different one and goes through the
-//! same driver (`run.rs`) and the same output writer (`fetch.rs`).
+//! `tes_transport.rs`; replay and the recording decorator live in `record/`. All go
+//! through the same driver (`delegate::drive`) and output writer (`fetch.rs`).
 use std::path::{Path, PathBuf};
 
-use super::error::DelegateError;
+use crate::error::Error;
 use crate::route::Plan;
 use crate::store::Digest;
 
@@ -59,7 +59,7 @@ pub struct UploadStats {
 }
 
 /// A place that can run bb jobs.
-#[allow(
+#[expect(
     async_fn_in_trait,
     reason = "used with concrete types only, never as dyn"
 )]
@@ -68,12 +68,19 @@ pub trait Transport {
     async fn stage_inputs(
         &mut self,
         files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError>;
+    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error>;
 
     /// Run the job to its end (waiting, cancelling on a signal or timeout).
-    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError>;
+    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error>;
 
     /// Write the bytes of `output` to `dest` (a new temporary file the caller owns and
     /// verifies). Must not touch any other path.
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError>;
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error>;
+
+    /// Cancel what this caller created on the backend, after a signal or the timeout
+    /// stopped [`Transport::execute`] part way (its future was dropped). Never touches
+    /// work another caller created. `Ok(true)` when something was cancelled.
+    async fn abandon(&mut self) -> Result<bool, Error> {
+        Ok(false)
+    }
 }

@@ -55,10 +55,10 @@ pub async fn until_terminal(
         };
         let state = polled?.state.unwrap_or_default();
         if last != Some(state) {
-            eprintln!(
-                "bb-remote: task {id} {state} after {:.1}s",
+            crate::diag::note(&format_args!(
+                "task {id} {state} after {:.1}s",
                 started.elapsed().as_secs_f64()
-            );
+            ));
             last = Some(state);
         }
         if state.is_terminal() {

@@ -1,6 +1,6 @@
 //! The legacy grammar (barretenberg 0.47.1 - 0.76.4) as data.
 //!
-//! Source: bb-cli.md §1.1-1.6 (`main.cpp` read at release commits). Every option is
+//! Source: bb's `main.cpp` read at release commits (summary: docs/bb-grammar.md §1). Every option is
 //! an exact token; commands read the options listed here plus [`GLOBAL`]. Version
 //! ranges between the releases that were read (0.47.1, 0.48, 0.52, 0.55, 0.58, 0.63.1,
 //! 0.66, 0.69, 0.72.1, 0.76.4) are inferred from the diffs and written as
@@ -74,7 +74,7 @@ const fn file(default: &'static str) -> Reads {
 }
 
 /// `prove_tube`'s inputs: files inside `-o`, named differently per release
-/// (bb-cli.md §6 fact 3). A plan lists every candidate as optional.
+/// (docs/bb-grammar.md §1). A plan lists every candidate as optional.
 pub static TUBE_INPUTS: &[ImplicitInput] = &[
     ImplicitInput {
         role: "tube_client_ivc_proof",

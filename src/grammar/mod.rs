@@ -1,6 +1,6 @@
 //! bb's argv grammars as data, and a faithful parse of an argv with no I/O.
 //!
-//! Two generations (bb-cli.md §1 and §3):
+//! Two generations (docs/bb-grammar.md §1):
 //! - **legacy** (0.47.1 - 0.76.4): the command is argv[1]; options are exact tokens
 //!   looked up anywhere after it, first occurrence wins; unknown and empty tokens are
 //!   ignored. Table: `legacy_table.rs`; parser: `legacy.rs`.

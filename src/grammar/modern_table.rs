@@ -1,7 +1,7 @@
 //! The modern grammar (CLI11, barretenberg 0.77 - 5.x) as data.
 //!
-//! Source: bb-cli.md §3 (v5 `--help-extended`, observed behaviour, and `cli.cpp` at
-//! the Dec-2025 mirror HEAD) plus the 0.84-2.x client argv of §3.5. The table is the
+//! Source: docs/bb-grammar.md §1-2 (v5 `--help-extended`, observed behaviour, and `cli.cpp` at
+//! the Dec-2025 mirror HEAD) plus the 0.84-2.x client argv (docs/bb-grammar.md §2). The table is the
 //! *union* over those versions, so an option one version rejects is accepted here;
 //! a remote bb of the client's own version then answers exactly as the native would.
 //! Options of 0.77-0.8x that were never read are not listed and count as unknown

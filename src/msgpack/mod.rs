@@ -19,15 +19,17 @@ pub mod server;
 use std::ffi::OsString;
 
 use crate::config::{Env, Settings};
-use crate::shim::runtime;
 
 /// Serve `msgpack run --input <P>.sock` when argv is one; `None` for anything else.
 pub fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8> {
     let socket = argv::socket_input(argv.get(1..).unwrap_or_default())?;
     set_parent_death_signal();
-    let runtime = match runtime() {
+    let runtime = match crate::delegate::runtime() {
         Ok(rt) => rt,
-        Err(code) => return Some(code),
+        Err(err) => {
+            crate::diag::error(&format_args!("starting the async runtime: {err}"));
+            return Some(crate::exit::IO);
+        }
     };
     let local = tokio::task::LocalSet::new();
     Some(local.block_on(&runtime, server::serve(&socket, settings, env.clone())))

@@ -61,18 +61,10 @@ pub async fn run_native(argv: &[OsString]) -> std::io::Result<Captured> {
     };
     let (stdout, stderr) = tokio::join!(out, err);
     Ok(Captured {
-        exit_code: exit_code_of(status),
+        exit_code: crate::exit::of_status(status),
         stdout: stdout?,
         stderr: stderr?,
     })
-}
-
-fn exit_code_of(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|n| 128 + n))
-        .unwrap_or(1)
 }
 
 /// Send `sig` to our own child `pid` (no-op without a pid); also used by the msgpack
@@ -120,12 +112,5 @@ mod tests {
         let kept = tee(Some(&data[..]), &mut copy).await.unwrap();
         assert_eq!(kept, data);
         assert_eq!(copy, data);
-    }
-
-    #[test]
-    fn signal_deaths_are_128_plus_n() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(exit_code_of(std::process::ExitStatus::from_raw(9)), 137);
-        assert_eq!(exit_code_of(std::process::ExitStatus::from_raw(3 << 8)), 3);
     }
 }

@@ -127,6 +127,33 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FormatError + '_ {
     }
 }
 
+/// Open a fixture file for reading: only a regular file, never through a symbolic
+/// link, and without blocking (a FIFO planted in a fixture directory must not hang
+/// replay). Anything else is [`FormatError::Malformed`].
+fn open_regular(path: &Path) -> Result<std::fs::File, FormatError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(path),
+            _ => io(path)(e),
+        })?;
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(not_regular(path));
+    }
+    Ok(file)
+}
+
+fn not_regular(path: &Path) -> FormatError {
+    FormatError::Malformed {
+        path: path.to_owned(),
+        reason: "not a regular file (links, FIFOs and devices are refused)".into(),
+    }
+}
+
 /// Whether `key` looks like an invocation key (64 lowercase hex digits); anything else
 /// must never become a path.
 pub fn is_key(key: &str) -> bool {
@@ -238,12 +265,14 @@ impl FixtureDir {
     /// Check that the blob exists and has the expected digest and size.
     pub fn verify_blob(&self, digest: &Digest, size: u64) -> Result<(), FormatError> {
         let path = self.blob_path(digest);
-        let mut file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => FormatError::MissingBlob {
-                digest: *digest,
-                dir: self.root.clone(),
-            },
-            _ => io(&path)(e),
+        let mut file = open_regular(&path).map_err(|e| match e {
+            FormatError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                FormatError::MissingBlob {
+                    digest: *digest,
+                    dir: self.root.clone(),
+                }
+            }
+            other => other,
         })?;
         let (found, found_size) =
             copy_hashing(&mut file, &mut std::io::sink()).map_err(io(&path))?;
@@ -266,7 +295,11 @@ impl FixtureDir {
             return Err(FormatError::TooLarge { path });
         }
         self.verify_blob(&stream.sha256, stream.size)?;
-        std::fs::read(&path).map_err(io(&path))
+        let mut bytes = Vec::new();
+        open_regular(&path)?
+            .read_to_end(&mut bytes)
+            .map_err(io(&path))?;
+        Ok(bytes)
     }
 
     /// Write `record` to `records/<key>.json` (temporary file, then rename).
@@ -283,7 +316,7 @@ impl FixtureDir {
     /// The record for `key`, `Ok(None)` when there is none.
     pub fn get_record(&self, key: &str) -> Result<Option<Record>, FormatError> {
         let path = self.record_path(key);
-        if !is_key(key) || !path.is_file() {
+        if !is_key(key) || std::fs::symlink_metadata(&path).is_err() {
             return Ok(None);
         }
         read_record(&path).map(Some)
@@ -315,7 +348,7 @@ pub fn read_record(path: &Path) -> Result<Record, FormatError> {
         path: path.to_owned(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(io(path))?;
+    let file = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_RECORD_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -393,6 +426,46 @@ pub(crate) mod tests {
             bb_version: None,
             recorded_at: "2025-01-01T00:00:00Z".into(),
         }
+    }
+
+    /// Run `f` on another thread; fail instead of hanging the suite.
+    fn within_5s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("blocked on a fixture file")
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn fifos_and_links_in_a_fixture_directory_are_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new(tmp.path());
+        let record = sample(&dir);
+        dir.put_record(&record).unwrap();
+        let blob = dir.blob_path(&record.outputs[0].sha256);
+        std::fs::remove_file(&blob).unwrap();
+        mkfifo(&blob);
+        let (d, o) = (dir.clone(), record.outputs[0].clone());
+        let err = within_5s(move || d.verify_blob(&o.sha256, o.size)).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        // A record that is a FIFO, and one that is a link to a valid record.
+        let fifo = dir.records_dir().join(format!("{}.json", "cd".repeat(32)));
+        mkfifo(&fifo);
+        let link = dir.records_dir().join(format!("{}.json", "ef".repeat(32)));
+        std::os::unix::fs::symlink(dir.record_path(&record.key), &link).unwrap();
+        let d = dir.clone();
+        let listed = within_5s(move || d.records());
+        let bad: Vec<_> = listed.iter().filter(|(_, r)| r.is_err()).collect();
+        assert_eq!(bad.len(), 2, "{listed:?}");
+        let d = dir.clone();
+        let err = within_5s(move || d.get_record(&"cd".repeat(32))).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

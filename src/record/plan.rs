@@ -5,49 +5,38 @@
 //!   [`Plan`] (roles, defaults and implicit inputs from the grammar tables).
 //! - Anything else (native commands, failing calls, odd argv): a generic plan built
 //!   from argv alone. Every argument that names an existing regular file is an input
-//!   (role: the option before it, or `arg`); the value of `-o` / `--output_path` is
-//!   the output location; `-c` / `--crs_path` and its value are left out (the CRS
-//!   does not change bb's outputs, and its path is machine-specific).
+//!   (role: the option before it, or `arg`); the value of the command's output option
+//!   is the output location; the CRS option and its value are left out (the CRS does
+//!   not change bb's outputs, and its path is machine-specific). Which options those
+//!   are comes from the grammar tables (`Use::Output`, `Use::Crs`), never from a list
+//!   here; an argv bb would reject keeps every token.
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Env, Settings};
-use crate::delegate::present_inputs;
-use crate::grammar::{parse, Generation, Parsed};
-use crate::route::{
-    route, ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, Route, PLAN_VERSION,
-};
+use crate::delegate::{prepare, Prepared};
+use crate::grammar::{parse, Generation, Invocation, Item, Parsed, Use};
+use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLAN_VERSION};
 
 /// The plan an invocation is keyed by, and its inputs present on disk.
 #[derive(Debug, Clone)]
 pub struct Chosen {
-    pub plan: Plan,
-    /// (index in `plan.inputs`, local path) of each input that exists.
-    pub present: Vec<(usize, PathBuf)>,
+    pub prepared: Prepared,
     /// The router would delegate it (so a backend may run it).
     pub delegable: bool,
 }
 
-const OUTPUT_FLAGS: &[&str] = &["-o", "--output_path", "--output-path"];
-const CRS_FLAGS: &[&str] = &["-c", "--crs_path", "--crs-path"];
-
 /// The plan for `args` (argv without the program name) run in `cwd`.
 pub fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Chosen {
-    let invocation = parse(args, env, settings.grammar_hint());
-    if let Route::Remote(plan) = route(&invocation, &settings.delegate, cwd) {
-        if let Some(present) = present_inputs(&plan) {
-            return Chosen {
-                plan,
-                present,
-                delegable: true,
-            };
-        }
+    if let Some(prepared) = prepare(settings, env, args, cwd) {
+        return Chosen {
+            prepared,
+            delegable: true,
+        };
     }
-    let command = match &invocation.parsed {
-        Parsed::Command(c) => c.name().to_owned(),
-        _ => invocation.args.first().cloned().unwrap_or_default(),
-    };
-    let plan = generic_plan(invocation.generation, command, &invocation.args, cwd);
+    let invocation = parse(args, env, settings.grammar_hint());
+    let plan = generic_plan(&invocation, cwd);
     let present = plan
         .inputs
         .iter()
@@ -55,14 +44,72 @@ pub fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> 
         .map(|(i, input)| (i, PathBuf::from(&input.path)))
         .collect();
     Chosen {
-        plan,
-        present,
+        prepared: Prepared { plan, present },
         delegable: false,
     }
 }
 
+/// What the grammar says about one argv token, for the generic plan.
+enum Token {
+    /// The CRS option or its value: left out.
+    Crs,
+    /// The output option (as spelled) and its value.
+    Output { spelled: String, value: String },
+    /// The value of the output option, already handled with it.
+    OutputValue,
+}
+
+/// The tokens of `invocation` the generic plan treats specially, by argv index. Only
+/// the grammar tables know which option is the CRS or the output; an argv bb would
+/// reject has none.
+fn special_tokens(invocation: &Invocation) -> BTreeMap<usize, Token> {
+    let mut special = BTreeMap::new();
+    let Parsed::Command(command) = &invocation.parsed else {
+        return special;
+    };
+    let mut output_seen = false;
+    for item in &command.items {
+        let Item::Value {
+            reads,
+            index,
+            spelled,
+            value,
+            joined,
+            ..
+        } = item
+        else {
+            continue;
+        };
+        match reads.usage {
+            Use::Crs => {
+                special.insert(*index, Token::Crs);
+                if !joined {
+                    special.insert(index + 1, Token::Crs);
+                }
+            }
+            Use::Output(_) if !output_seen => {
+                output_seen = true;
+                let (spelled, value) = (spelled.clone(), value.clone());
+                special.insert(*index, Token::Output { spelled, value });
+                if !joined {
+                    special.insert(index + 1, Token::OutputValue);
+                }
+            }
+            _ => {}
+        }
+    }
+    special
+}
+
 /// A plan from argv alone (see the module docs).
-pub fn generic_plan(generation: Generation, command: String, args: &[String], cwd: &Path) -> Plan {
+pub fn generic_plan(invocation: &Invocation, cwd: &Path) -> Plan {
+    let generation = invocation.generation;
+    let args = &invocation.args;
+    let command = match &invocation.parsed {
+        Parsed::Command(c) => c.name().to_owned(),
+        _ => args.first().cloned().unwrap_or_default(),
+    };
+    let special = special_tokens(invocation);
     let mut argv = Vec::new();
     let mut inputs = Vec::new();
     let mut output_dir = PlanOutputDir {
@@ -71,27 +118,19 @@ pub fn generic_plan(generation: Generation, command: String, args: &[String], cw
         source: InputSource::Default,
         created_by_bb: false,
     };
-    let mut seen_output = false;
-    let mut tokens = args.iter().peekable();
     let mut previous: Option<&str> = None;
-    while let Some(token) = tokens.next() {
-        if CRS_FLAGS.contains(&token.as_str()) {
-            tokens.next();
-            continue;
-        }
-        if token.starts_with("--crs_path=") {
-            continue;
-        }
-        if OUTPUT_FLAGS.contains(&token.as_str()) && !seen_output {
-            if let Some(value) = tokens.next() {
-                seen_output = true;
-                argv.push(ArgTemplate::Literal(token.clone()));
+    for (index, token) in args.iter().enumerate() {
+        match special.get(&index) {
+            Some(Token::Crs | Token::OutputValue) => continue,
+            Some(Token::Output { spelled, value }) => {
+                argv.push(ArgTemplate::Literal(spelled.clone()));
                 let (dir, arg) = output_location(generation, value, cwd);
                 argv.push(arg);
                 output_dir = dir;
                 previous = None;
                 continue;
             }
+            None => {}
         }
         let path = cwd.join(token);
         if !token.is_empty() && path.is_file() {
@@ -171,16 +210,19 @@ pub fn single_output_name(plan: &Plan) -> Option<String> {
 mod tests {
     use super::*;
     use crate::delegate::key::invocation_key;
+    use crate::grammar::GrammarHint;
     use crate::store::Digest;
 
-    fn args(line: &str, dir: &Path) -> Vec<String> {
-        line.split_whitespace()
-            .map(|t| t.replace("$D", &dir.display().to_string()))
-            .collect()
+    fn invocation(line: &str, dir: &Path, generation: Generation) -> Invocation {
+        let args: Vec<OsString> = line
+            .split_whitespace()
+            .map(|t| t.replace("$D", &dir.display().to_string()).into())
+            .collect();
+        parse(&args, &Env::default(), GrammarHint::Force(generation))
     }
 
     fn key_of(line: &str, dir: &Path) -> String {
-        let plan = generic_plan(Generation::Modern, "verify".into(), &args(line, dir), dir);
+        let plan = generic_plan(&invocation(line, dir, Generation::Modern), dir);
         let digests: Vec<_> = plan
             .inputs
             .iter()
@@ -224,9 +266,11 @@ mod tests {
     fn output_locations() {
         let a = scratch(b"vk");
         let plan = generic_plan(
-            Generation::Modern,
-            "write_vk".into(),
-            &args("write_vk -b $D/proof -o $D/out", a.path()),
+            &invocation(
+                "write_vk -b $D/proof -o $D/out",
+                a.path(),
+                Generation::Modern,
+            ),
             a.path(),
         );
         assert_eq!(
@@ -236,9 +280,11 @@ mod tests {
         assert!(plan.output_dir.created_by_bb);
         assert_eq!(plan.inputs[0].role, "b");
         let legacy = generic_plan(
-            Generation::Legacy,
-            "write_vk".into(),
-            &args("write_vk -b $D/proof -o $D/vk_out", a.path()),
+            &invocation(
+                "write_vk -b $D/proof -o $D/vk_out",
+                a.path(),
+                Generation::Legacy,
+            ),
             a.path(),
         );
         assert_eq!(legacy.output_dir.path, a.path().display().to_string());

@@ -1,13 +1,14 @@
-//! Record: run the invocation as the shim would anyway (delegated or native) and also
-//! write it to the fixture directory. What the caller sees is unchanged; a failure
-//! to record is one warning line on stderr, after bb's own output.
+//! Record: the invocation runs as the shim would run it anyway (delegated or native)
+//! and is also written to the fixture directory. What the caller sees is unchanged; a
+//! failure to record is one warning line on stderr, after bb's own output.
 //!
-//! - Delegated: the TES transport wrapped in [`Recording`], which notes the input
-//!   digests and the invocation key as they pass; after the shared driver has written
-//!   the outputs, they are copied into blobs from the output directory.
-//! - Native: the native bb runs as a child (`child.rs`); outputs are the files that
-//!   appeared or changed in the output location.
+//! - Delegated: the shim wraps the TES transport in [`Recording`], which notes the
+//!   input digests and the invocation key as they pass; after the driver has written
+//!   the outputs, [`save_delegated`] copies them into blobs from the output directory.
+//! - Native: [`record_native`] runs the native bb as a child (`child.rs`); outputs
+//!   are the files that appeared or changed in the output location.
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -16,145 +17,120 @@ use super::format::{
     FixtureDir, FormatError, Mode, Record, RecordInput, RecordOutput, FORMAT_VERSION,
 };
 use super::plan::{self, Chosen};
-use super::Shim;
-use crate::config::Fallback;
-use crate::delegate::error::DelegateError;
+use crate::config::{Env, Settings};
+use crate::delegate::key;
 use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
-use crate::delegate::{execute_plan, key, replay_streams, tes_transport};
+use crate::error::Error;
 use crate::store::Digest;
-use crate::{env_vars, exit, native};
+use crate::{diag, env_vars, native};
 
-/// A transport that notes what passes through it.
+/// A transport decorator that notes what passes through it.
 pub struct Recording<T> {
     pub inner: T,
     pub staged: Vec<(Digest, u64)>,
     pub key: Option<String>,
 }
 
+impl<T> Recording<T> {
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner,
+            staged: Vec::new(),
+            key: None,
+        }
+    }
+}
+
 impl<T: Transport> Transport for Recording<T> {
     async fn stage_inputs(
         &mut self,
         files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
         let staged = self.inner.stage_inputs(files).await?;
         self.staged = staged.0.clone();
         Ok(staged)
     }
 
-    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error> {
         self.key = Some(job.key.clone());
         self.inner.execute(job).await
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
         self.inner.fetch_output(output, dest).await
     }
+
+    async fn abandon(&mut self) -> Result<bool, Error> {
+        self.inner.abandon().await
+    }
 }
 
-/// The shim with `BB_REMOTE_RECORD=<dir>` set. Returns the exit code.
-pub fn run(shim: &Shim<'_>, dir: &Path) -> u8 {
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(err) => {
-            return super::report(&format!("reading the working directory: {err}"), exit::IO)
-        }
+/// Write the fixture of a delegated run that went through `transport`.
+pub fn save_delegated<T>(
+    fixtures: &FixtureDir,
+    chosen: &Chosen,
+    result: &RemoteResult,
+    transport: &Recording<T>,
+    started: Instant,
+    settings: &Settings,
+) {
+    let sizes = transport.staged.iter().copied();
+    let present = &chosen.prepared.present;
+    let done = Done {
+        key: transport.key.clone().unwrap_or_default(),
+        inputs: present.iter().map(|(i, _)| *i).zip(sizes).collect(),
+        mode: Mode::Delegated,
+        exit_code: result.exit_code,
+        stdout: &result.stdout,
+        stderr: &result.stderr,
+        outputs: result
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.digest))
+            .collect(),
+        wall_time_ms: started.elapsed().as_millis() as u64,
+        bb_version: Some(format!("image {}", settings.image)),
     };
-    let chosen = plan::choose(
-        shim.settings,
-        shim.env,
-        shim.argv.get(1..).unwrap_or_default(),
-        &cwd,
-    );
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let fixtures = FixtureDir::new(dir);
-    if chosen.delegable && shim.settings.backend.is_some() {
-        runtime.block_on(delegated(shim, &chosen, &fixtures))
-    } else {
-        runtime.block_on(native_run(shim, &chosen, &fixtures))
-    }
+    save(fixtures, chosen, &done);
 }
 
-async fn delegated(shim: &Shim<'_>, chosen: &Chosen, fixtures: &FixtureDir) -> u8 {
-    let started = Instant::now();
-    let outcome = async {
-        let inner = tes_transport(shim.settings, shim.env, &chosen.plan, &chosen.present)?;
-        let mut transport = Recording {
-            inner,
-            staged: Vec::new(),
-            key: None,
-        };
-        let result = execute_plan(&mut transport, &chosen.plan, &chosen.present).await?;
-        Ok::<_, DelegateError>((result, transport))
-    }
-    .await;
-    match outcome {
-        Ok((result, transport)) => {
-            let code = replay_streams(&result);
-            let sizes = transport.staged.iter().map(|&(d, s)| (d, s));
-            let key = transport.key.unwrap_or_default();
-            let done = Done {
-                key,
-                inputs: chosen.present.iter().map(|(i, _)| *i).zip(sizes).collect(),
-                mode: Mode::Delegated,
-                exit_code: result.exit_code,
-                stdout: &result.stdout,
-                stderr: &result.stderr,
-                outputs: result
-                    .outputs
-                    .iter()
-                    .map(|o| (o.name.clone(), o.digest))
-                    .collect(),
-                wall_time_ms: started.elapsed().as_millis() as u64,
-                bb_version: Some(format!("image {}", shim.settings.image)),
-            };
-            save(fixtures, chosen, &done);
-            code
-        }
-        Err(err) if err.may_fall_back() && shim.settings.fallback == Fallback::Native => {
-            eprintln!(
-                "bb-remote: warning: {err}; running bb natively ({}=native)",
-                env_vars::FALLBACK
-            );
-            native_run(shim, chosen, fixtures).await
-        }
-        Err(DelegateError::Interrupted(signal)) => {
-            eprintln!("bb-remote: interrupted; the remote task was cancelled");
-            signal.exit_code()
-        }
-        Err(err) => super::report(&err, err.exit_code()),
-    }
-}
-
-async fn native_run(shim: &Shim<'_>, chosen: &Chosen, fixtures: &FixtureDir) -> u8 {
+/// Run the native bb as a child, show its streams as they come, and record the run.
+/// `None` when the child cannot be run: the caller passes the call through instead.
+pub async fn record_native(
+    env: &Env,
+    argv: &[OsString],
+    chosen: &Chosen,
+    fixtures: &FixtureDir,
+) -> Option<u8> {
+    let plan = &chosen.prepared.plan;
     let inputs = match hash_inputs(chosen) {
         Ok(inputs) => inputs,
         Err(err) => {
-            eprintln!("bb-remote: warning: not recording: {err}");
-            return super::passthrough(shim.env, shim.argv);
+            diag::warning(&format_args!("not recording: {err}"));
+            return None;
         }
     };
-    let mut digests = vec![None; chosen.plan.inputs.len()];
+    let mut digests = vec![None; plan.inputs.len()];
     for (index, (digest, _)) in &inputs {
         digests[*index] = Some(*digest);
     }
-    let key = key::invocation_key(&chosen.plan, &digests);
+    let key = key::invocation_key(plan, &digests);
     let out_dir = output_location(chosen);
     let before = out_dir.as_deref().map(snapshot).unwrap_or_default();
     let started = Instant::now();
-    let captured = match child::run_native(shim.argv).await {
+    let captured = match child::run_native(argv).await {
         Ok(captured) => captured,
         Err(err) => {
-            eprintln!("bb-remote: warning: not recording: running the native bb as a child: {err}");
-            return super::passthrough(shim.env, shim.argv);
+            diag::warning(&format_args!(
+                "not recording: running the native bb as a child: {err}"
+            ));
+            return None;
         }
     };
     let wall_time_ms = started.elapsed().as_millis() as u64;
     let changed = out_dir
         .as_deref()
-        .map(|dir| changed_files(dir, &before, plan::single_output_name(&chosen.plan)))
+        .map(|dir| changed_files(dir, &before, plan::single_output_name(plan)))
         .unwrap_or_default();
     let done = Done {
         key,
@@ -165,15 +141,16 @@ async fn native_run(shim: &Shim<'_>, chosen: &Chosen, fixtures: &FixtureDir) -> 
         stderr: &captured.stderr,
         outputs: changed,
         wall_time_ms,
-        bb_version: native_version(shim),
+        bb_version: native_version(env),
     };
     save(fixtures, chosen, &done);
-    super::exit_code_of(captured.exit_code)
+    Some(crate::exit::of_remote(captured.exit_code))
 }
 
 /// (plan index, (digest, size)) of every present input.
 fn hash_inputs(chosen: &Chosen) -> Result<BTreeMap<usize, (Digest, u64)>, FormatError> {
     chosen
+        .prepared
         .present
         .iter()
         .map(|(index, path)| {
@@ -188,7 +165,7 @@ fn hash_inputs(chosen: &Chosen) -> Result<BTreeMap<usize, (Digest, u64)>, Format
 
 /// The directory whose changes are the outputs; `None` when bb has no output location.
 fn output_location(chosen: &Chosen) -> Option<PathBuf> {
-    let out = &chosen.plan.output_dir;
+    let out = &chosen.prepared.plan.output_dir;
     let has_output = chosen.delegable || !out.given.is_empty();
     has_output.then(|| PathBuf::from(&out.path))
 }
@@ -240,9 +217,9 @@ fn changed_files(dir: &Path, before: &Snapshot, only: Option<String>) -> Vec<(St
 }
 
 /// `bb --version` of a native executable (record mode only: one extra short process).
-fn native_version(shim: &Shim<'_>) -> Option<String> {
+fn native_version(env: &Env) -> Option<String> {
     let exe = std::env::current_exe().ok();
-    match native::locate(shim.env, exe.as_deref()).ok()? {
+    match native::locate(env, exe.as_deref()).ok()? {
         native::NativeTarget::Bin { path, .. } => {
             let out = std::process::Command::new(path)
                 .arg("--version")
@@ -274,15 +251,16 @@ struct Done<'a> {
 /// Write the record, or warn: recording never changes the caller's result.
 fn save(fixtures: &FixtureDir, chosen: &Chosen, done: &Done<'_>) {
     if let Err(err) = try_save(fixtures, chosen, done) {
-        eprintln!(
-            "bb-remote: warning: could not record this invocation into {}: {err}",
+        diag::warning(&format_args!(
+            "could not record this invocation into {}: {err}",
             fixtures.root().display()
-        );
+        ));
     }
 }
 
 fn try_save(fixtures: &FixtureDir, chosen: &Chosen, done: &Done<'_>) -> Result<(), FormatError> {
-    let out_dir = Path::new(&chosen.plan.output_dir.path);
+    let plan = &chosen.prepared.plan;
+    let out_dir = Path::new(&plan.output_dir.path);
     let mut outputs = Vec::new();
     for (name, digest) in &done.outputs {
         let path = out_dir.join(name);
@@ -299,8 +277,7 @@ fn try_save(fixtures: &FixtureDir, chosen: &Chosen, done: &Done<'_>) -> Result<(
             size: blob.size,
         });
     }
-    let inputs = chosen
-        .plan
+    let inputs = plan
         .inputs
         .iter()
         .enumerate()
@@ -316,9 +293,9 @@ fn try_save(fixtures: &FixtureDir, chosen: &Chosen, done: &Done<'_>) -> Result<(
         format_version: FORMAT_VERSION,
         key: done.key.clone(),
         mode: done.mode,
-        generation: chosen.plan.generation,
-        command: chosen.plan.command.clone(),
-        argv: chosen.plan.argv.clone(),
+        generation: plan.generation,
+        command: plan.command.clone(),
+        argv: plan.argv.clone(),
         inputs,
         outputs,
         stdout: fixtures.put_bytes(done.stdout)?,

@@ -1,22 +1,17 @@
 //! Replay: answer an invocation from a fixture directory through the same driver as
-//! remote execution (`delegate::execute_plan`); only the transport differs.
+//! remote execution (`delegate::drive`); only the transport differs.
 //!
 //! [`ReplayTransport`] hashes the local inputs (nothing is uploaded), looks the
 //! invocation key up in `records/`, checks every blob the record names, and serves
 //! the outputs from `blobs/`; the delegation's shared writer puts them in place
 //! (temporary file, digest check, rename). A miss or an unusable fixture is kept in
 //! [`ReplayTransport::failure`] so the caller can map it to exit 66 or 65.
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::format::{FixtureDir, FormatError, Record};
-use super::plan;
-use crate::config::{Env, MissPolicy, Settings};
-use crate::delegate::error::DelegateError;
 use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
-use crate::delegate::{execute_plan, replay_streams};
+use crate::error::Error as DelegateError;
 use crate::store::{hash_file, Digest};
-use crate::{env_vars, exit};
 
 /// Why replay could not answer.
 #[derive(Debug)]
@@ -109,6 +104,7 @@ impl Transport for ReplayTransport {
     }
 
     async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+        // A blob was checked to be a regular file, not a link, when the record was read.
         tokio::fs::copy(&output.location, dest)
             .await
             .map(drop)
@@ -159,89 +155,23 @@ fn nearest(dir: &FixtureDir, job: &Job<'_>) -> Option<String> {
     best.map(|(_, text)| text)
 }
 
-/// The shim with `BB_REMOTE_REPLAY=<dir>` set. Returns the exit code.
-pub fn run(settings: &Settings, env: &Env, argv: &[OsString], dir: &Path) -> u8 {
-    let policy = settings.replay_miss;
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(err) => {
-            return super::report(&format!("reading the working directory: {err}"), exit::IO)
-        }
+/// The text of a miss: the key, the fixture directory and the nearest recorded
+/// invocation of the same command, with what differs.
+pub fn miss_message(miss: &ReplayFailure, dir: &Path) -> String {
+    let ReplayFailure::Miss {
+        key,
+        command,
+        nearest,
+    } = miss
+    else {
+        return "replay: fixture unusable".to_owned();
     };
-    let args = argv.get(1..).unwrap_or_default();
-    let chosen = plan::choose(settings, env, args, &cwd);
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let mut transport = ReplayTransport::new(FixtureDir::new(dir));
-    let outcome = runtime.block_on(execute_plan(&mut transport, &chosen.plan, &chosen.present));
-    drop(runtime);
-    match (outcome, transport.failure) {
-        (Ok(result), _) => replay_streams(&result),
-        (Err(_), Some(ReplayFailure::Invalid(err))) => super::report(
-            &format!("replay: fixture unusable: {err}"),
-            exit::FIXTURE_INVALID,
-        ),
-        (
-            Err(_),
-            Some(ReplayFailure::Miss {
-                key,
-                command,
-                nearest,
-            }),
-        ) => {
-            let shim = super::Shim {
-                settings,
-                env,
-                argv,
-            };
-            on_miss(policy, &shim, dir, &key, &command, nearest)
-        }
-        (Err(err), None) => super::report(&err, err.exit_code()),
-    }
-}
-
-fn on_miss(
-    policy: MissPolicy,
-    shim: &super::Shim<'_>,
-    dir: &Path,
-    key: &str,
-    command: &str,
-    nearest: Option<String>,
-) -> u8 {
     let nearest = match nearest {
         Some(n) => format!("nearest recorded {command}: {n}"),
         None => format!("no {command} invocation is recorded there"),
     };
-    let what = format!(
+    format!(
         "replay: no fixture for this {command} invocation (key {key}) in {}; {nearest}",
         dir.display()
-    );
-    match policy {
-        MissPolicy::Fail => super::report(
-            &format!(
-                "{what}\nhelp: record it with {}=<dir>, or set {}=native|remote",
-                env_vars::RECORD,
-                env_vars::REPLAY_MISS
-            ),
-            exit::REPLAY_MISS,
-        ),
-        MissPolicy::Native => {
-            eprintln!("bb-remote: warning: {what}; running bb natively");
-            super::passthrough(shim.env, shim.argv)
-        }
-        MissPolicy::Remote if shim.settings.backend.is_some() => {
-            eprintln!("bb-remote: warning: {what}; running it on the backend");
-            crate::delegate::run(shim.settings, shim.env, shim.argv)
-        }
-        MissPolicy::Remote => super::report(
-            &format!(
-                "{what}; {}=remote needs {} to be set",
-                env_vars::REPLAY_MISS,
-                env_vars::BACKEND
-            ),
-            exit::CONFIG,
-        ),
-    }
+    )
 }

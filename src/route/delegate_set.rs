@@ -1,4 +1,4 @@
-//! Which commands are delegated: the heavy set of bb-cli.md §4, or
+//! Which commands are delegated: the heavy set (docs/bb-grammar.md §3), or
 //! `BB_REMOTE_DELEGATE`.
 
 use crate::config::BadValue;
