@@ -167,3 +167,50 @@ fn calls_bb_refuses_get_bbs_own_answer() {
         }
     }
 }
+
+/// An output directory on a read-only file system: bb fails (exit 1) and the shim must
+/// let it, rather than prove remotely and fail to write (exit 74). Needs a private
+/// mount namespace (`unshare -m`, as root); where that is not permitted there is no
+/// read-only mount to test with, and the test has nothing to check.
+#[test]
+fn a_read_only_output_directory_gets_bbs_own_answer() {
+    let can_mount = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs -o ro tmpfs /mnt"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_mount {
+        return;
+    }
+    let backend = SilentBackend::start();
+    let in_read_only_mount = |cmd: Command| {
+        let mut wrapped = Command::new("unshare");
+        wrapped
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                r#"mount -t tmpfs -o ro tmpfs ro && exec "$0" "$@""#,
+            ])
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(cmd.get_current_dir().unwrap())
+            .env_clear()
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        run(&mut wrapped)
+    };
+    let (shim_scratch, mut shim) = shim_prove(&backend.url, &["-o", "ro"]);
+    shim.env("BB_REMOTE_TIMEOUT", "5");
+    std::fs::create_dir(shim_scratch.path("ro")).unwrap();
+    let shim_outcome = in_read_only_mount(shim);
+    let (bb_scratch, mut bb) = in_scratch(testbed().bb.to_str().unwrap());
+    bb.args(PROVE).args(["-o", "ro"]);
+    std::fs::create_dir(bb_scratch.path("ro")).unwrap();
+    let bb_outcome = in_read_only_mount(bb);
+    assert_ne!(bb_outcome.code, Some(0), "{bb_outcome:?}");
+    assert_eq!(
+        shim_outcome.code, bb_outcome.code,
+        "shim: {shim_outcome:?}\nbb: {bb_outcome:?}"
+    );
+    assert_eq!(shim_outcome.stderr, bb_outcome.stderr);
+}
