@@ -4,4 +4,5 @@ mod api;
 pub(crate) mod harness;
 mod lifecycle;
 mod proving;
+mod retention;
 mod security;

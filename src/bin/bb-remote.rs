@@ -19,7 +19,7 @@ enum Command {
     Route(bb_remote::route::RouteArgs),
     /// Run the reference GA4GH TES proving backend.
     #[cfg(feature = "worker")]
-    Worker(bb_remote::worker::WorkerArgs),
+    Worker(Box<bb_remote::worker::WorkerArgs>),
     /// Inspect, verify and prune recorded fixtures (BB_REMOTE_RECORD / BB_REMOTE_REPLAY).
     Fixtures(bb_remote::record::fixtures::FixturesArgs),
     /// Check configuration, store, backend and native bb; exit 1 if anything is broken.
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Route(args) => bb_remote::route::run_cli(args),
         #[cfg(feature = "worker")]
-        Command::Worker(args) => bb_remote::worker::run_cli(args),
+        Command::Worker(args) => bb_remote::worker::run_cli(*args),
         Command::Fixtures(args) => bb_remote::record::fixtures::run_cli(args),
         Command::Doctor(args) => bb_remote::doctor::run_cli(args),
     };

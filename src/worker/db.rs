@@ -9,7 +9,7 @@
 //! creation order and a page token is simply the last id returned.
 //! Not here: what the states mean (the `executor` and `admission` modules) or HTTP.
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::{Digest as _, Sha256};
@@ -44,7 +44,8 @@ impl_from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CompactionError
 );
 
 /// Which tasks a listing wants.
@@ -74,10 +75,10 @@ impl ListFilter {
 }
 
 /// The task table. Cheap to clone; every method is blocking (call from a blocking
-/// thread in async code).
+/// thread in async code). The lock is only taken for writing by [`Db::compact`].
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<Database>,
+    db: Arc<RwLock<Database>>,
 }
 
 impl Db {
@@ -88,12 +89,33 @@ impl Db {
         txn.open_table(TASKS)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(RwLock::new(db)),
+        })
+    }
+
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delete a task; returns whether it existed.
+    pub fn delete(&self, id: &str) -> Result<bool, DbError> {
+        let txn = self.db().begin_write()?;
+        let existed = txn.open_table(TASKS)?.remove(id)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Give freed pages back to the file system (the file shrinks). Waits for the
+    /// calls in progress; none can start meanwhile.
+    pub fn compact(&self) -> Result<bool, DbError> {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        Ok(db.compact()?)
     }
 
     /// Store a new task: assigns its id, sets it QUEUED and stamps `creation_time`.
     pub fn create(&self, mut task: Task) -> Result<Task, DbError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
@@ -113,7 +135,7 @@ impl Db {
 
     /// The task with this id.
     pub fn get(&self, id: &str) -> Result<Option<Task>, DbError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let tasks = txn.open_table(TASKS)?;
         let value = tasks.get(id)?;
         value.map(|v| from_json(id, v.value())).transpose()
@@ -127,7 +149,7 @@ impl Db {
         id: &str,
         change: impl FnOnce(&mut Task) -> bool,
     ) -> Result<Option<Task>, DbError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         let task = {
             let mut tasks = txn.open_table(TASKS)?;
             let current = tasks.get(id)?.map(|v| from_json(id, v.value()));
@@ -153,7 +175,7 @@ impl Db {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Task>, Option<String>), DbError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let tasks = txn.open_table(TASKS)?;
         let range = match after {
             Some(after) => tasks
@@ -174,6 +196,30 @@ impl Db {
             page.push(task);
         }
         Ok((page, None))
+    }
+
+    /// Finished tasks that ended (or, with no end time, were created) before `cutoff`.
+    pub fn finished_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Task>, DbError> {
+        let txn = self.db().begin_read()?;
+        let tasks = txn.open_table(TASKS)?;
+        let mut found = Vec::new();
+        for entry in tasks.iter()? {
+            let (key, value) = entry.map_err(DbError::from)?;
+            let task = from_json(key.value(), value.value())?;
+            if !task.state.is_some_and(State::is_terminal) {
+                continue;
+            }
+            let ended = task.logs.last().and_then(|log| log.end_time.as_deref());
+            let ended = ended.or(task.creation_time.as_deref());
+            let ended = ended.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if ended.is_some_and(|t| t < cutoff) {
+                found.push(task);
+            }
+        }
+        Ok(found)
     }
 
     /// Every task, in creation order (used once, at start-up, for recovery).

@@ -45,6 +45,9 @@ pub async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
         tracing::info!(task = %id, %state, seconds, "task ended");
     }
     worker.finished(&id, demand, state.map(|s| (s, seconds)));
+    if let Err(err) = worker.trim_cache().await {
+        tracing::warn!("{err}");
+    }
 }
 
 async fn remove_sandbox(sandbox: &Sandbox) {

@@ -48,6 +48,7 @@ pub async fn materialize(
             .fetch_url(store, url)
             .await
             .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
+        super::retention::touch(&cached);
         tokio::fs::copy(&cached, &dest)
             .await
             .map_err(|e| format!("copying input {} into the sandbox: {e}", input.path))?;

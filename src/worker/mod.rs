@@ -14,7 +14,8 @@
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
 //!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
 //!   process; [`files`]: inputs and outputs;
-//! - [`db`]: durable state; [`metrics`]: `GET /metrics`.
+//! - [`db`]: durable state; [`metrics`]: `GET /metrics`; [`retention`]: cache budget
+//!   and deleting old finished tasks.
 //!
 //! Not for: scale-out. Operators who outgrow one worker point the shim at an
 //! existing TES engine (Funnel, TESK, TES on Azure).
@@ -28,6 +29,7 @@ pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod process;
+pub mod retention;
 pub mod sandbox;
 pub mod service;
 pub mod validate;
@@ -85,6 +87,13 @@ pub struct WorkerArgs {
     /// Seconds between SIGTERM and SIGKILL when stopping a task.
     #[arg(long, default_value_t = 10.0)]
     pub kill_grace: f64,
+    /// Byte budget of the input cache; least recently used entries are evicted past
+    /// it, never one a queued or running task needs.
+    #[arg(long, default_value_t = 10 << 30)]
+    pub cache_max_bytes: u64,
+    /// Hours a finished task (and the `runs/` objects it uploaded) is kept, then deleted.
+    #[arg(long, default_value_t = 168.0)]
+    pub keep_finished_hours: f64,
     /// Most connections open at once; past that, new ones wait in the kernel's backlog.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
@@ -147,6 +156,7 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         "worker ready"
     );
     let dispatcher = tokio::spawn(worker.clone().dispatch());
+    let housekeeping = tokio::spawn(worker.clone().housekeeping());
     let limits = http::Limits {
         max_connections: args.max_connections,
         header_timeout: seconds(args.header_timeout, "--header-timeout")?,
@@ -156,6 +166,7 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     http::serve(listener, app, limits, shutdown_signal()).await;
     tracing::info!("shutting down: stopping running tasks");
     dispatcher.abort();
+    housekeeping.abort();
     worker.shut_down().await;
     tracing::info!("shut down cleanly");
     Ok(())
@@ -198,6 +209,13 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+fn hours(value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("--keep-finished-hours {value}: expected a positive number of hours");
+    }
+    Ok(Duration::from_secs_f64(value * 3600.0))
+}
+
 fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
     if args.bb.is_none() && args.images.is_empty() {
         bail!("no bb binary configured\nhelp: pass --bb PATH and/or --image NAME=PATH");
@@ -237,6 +255,10 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
         store,
         cache: LocalCasCache::new(data.join("cache")),
         confine: !args.no_confine,
+        retention: retention::Retention {
+            cache_max_bytes: args.cache_max_bytes,
+            keep_finished: hours(args.keep_finished_hours)?,
+        },
     })
 }
 

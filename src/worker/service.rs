@@ -4,8 +4,8 @@
 //! Every queued or running task has a stop switch (a `watch` channel) from the moment
 //! it is created until it ends, so a cancel can never slip between "taken off the
 //! queue" and "process started".
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +15,9 @@ use super::admission::{Admission, Demand};
 use super::db::{now_rfc3339, Db, DbError};
 use super::executor;
 use super::metrics::Metrics;
+use super::retention::{self, Retention};
 use super::validate::Rules;
-use crate::store::{LocalCasCache, Store};
+use crate::store::{Digest, LocalCasCache, Store};
 use crate::tes::types::{State, Task, TaskLog};
 
 /// Why a task is being stopped.
@@ -46,6 +47,8 @@ pub struct Config {
     pub cache: LocalCasCache,
     /// Run bb under Landlock (`confine`); off only with `--no-confine`.
     pub confine: bool,
+    /// Cache budget and task retention (`retention`).
+    pub retention: Retention,
 }
 
 /// Why a create request is refused.
@@ -64,6 +67,8 @@ pub struct Worker {
     pub admission: Admission,
     pub metrics: Metrics,
     stops: Mutex<HashMap<String, watch::Sender<Stop>>>,
+    /// Cache entries (digest hex) each queued or running task needs: never evicted.
+    pins: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Worker {
@@ -74,6 +79,7 @@ impl Worker {
             admission,
             metrics: Metrics::default(),
             stops: Mutex::default(),
+            pins: Mutex::default(),
         }
     }
 
@@ -104,6 +110,7 @@ impl Worker {
     /// `backend_parameters_strict` the task fails (SYSTEM_ERROR) instead of running.
     pub async fn create(&self, mut task: Task) -> Result<String, CreateError> {
         let demand = self.rules().check(&task).map_err(CreateError::Invalid)?;
+        let pins = self.input_digests(&task);
         task.logs.clear();
         let (ignored, strict) = match task.resources.as_mut() {
             Some(r) => (
@@ -152,15 +159,114 @@ impl Worker {
             tracing::warn!(task = %id, "unsupported backend_parameters with strict: failed");
             return Ok(id);
         }
-        self.queue(id.clone(), demand);
+        self.queue(id.clone(), demand, pins);
         tracing::info!(task = %id, "task queued");
         Ok(id)
     }
 
-    fn queue(&self, id: String, demand: Demand) {
+    fn queue(&self, id: String, demand: Demand, pins: Vec<String>) {
         self.lock_stops()
             .insert(id.clone(), watch::channel(Stop::Keep).0);
+        lock(&self.pins).insert(id.clone(), pins);
         self.admission.enqueue(id, demand);
+    }
+
+    /// The digests (hex) of a task's store inputs: what its run will take from the cache.
+    fn input_digests(&self, task: &Task) -> Vec<String> {
+        let store = &self.config.store;
+        task.inputs
+            .iter()
+            .filter_map(|input| store.key_for_url(input.url.as_deref()?).ok())
+            .filter_map(|key| store.digest_for_key(&key))
+            .map(|digest| digest.hex())
+            .collect()
+    }
+
+    /// Bring the cache within its budget and delete finished tasks past retention,
+    /// with their `runs/` objects; compact the database if any went.
+    pub async fn housekeep(&self) -> Result<(), String> {
+        self.trim_cache().await?;
+        self.expire_finished().await
+    }
+
+    /// Bring the input cache within its budget (after each task, and on the timer).
+    pub async fn trim_cache(&self) -> Result<(), String> {
+        let pinned: HashSet<String> = lock(&self.pins).values().flatten().cloned().collect();
+        // The cache's entry directory (the parent of any entry's path).
+        let any_entry = self.config.cache.path_for(&Digest::of_bytes(b""));
+        let cache_dir = any_entry
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let budget = self.config.retention.cache_max_bytes;
+        let trimmed =
+            tokio::task::spawn_blocking(move || retention::trim_cache(&cache_dir, budget, &pinned))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("trimming the input cache: {e}"))?;
+        if trimmed.evicted > 0 {
+            tracing::info!(
+                evicted = trimmed.evicted,
+                kept_bytes = trimmed.kept_bytes,
+                "input cache trimmed"
+            );
+        }
+        Ok(())
+    }
+
+    async fn expire_finished(&self) -> Result<(), String> {
+        let keep = self.config.retention.keep_finished;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let expired = self
+            .with_db(move |db| db.finished_before(cutoff))
+            .await
+            .map_err(|e| e.to_string())?;
+        if expired.is_empty() {
+            return Ok(());
+        }
+        for task in &expired {
+            self.delete_outputs(task).await;
+        }
+        let ids: Vec<String> = expired.into_iter().filter_map(|t| t.id).collect();
+        let count = ids.len();
+        self.with_db(move |db| {
+            for id in &ids {
+                db.delete(id)?;
+            }
+            db.compact()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        tracing::info!(tasks = count, "finished tasks past retention deleted");
+        Ok(())
+    }
+
+    /// Delete the `runs/` objects a task uploaded (a missing one is fine).
+    async fn delete_outputs(&self, task: &Task) {
+        let store = &self.config.store;
+        for output in task.logs.iter().flat_map(|log| &log.outputs) {
+            let Ok(key) = store.key_for_url(&output.url) else {
+                continue;
+            };
+            if let Err(err) = object_store::ObjectStoreExt::delete(store.object_store(), &key).await
+            {
+                if !matches!(err, object_store::Error::NotFound { .. }) {
+                    tracing::warn!(url = %output.url, "deleting an expired output: {err}");
+                }
+            }
+        }
+    }
+
+    /// Housekeeping on a timer, until aborted.
+    pub async fn housekeeping(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.retention.interval());
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.housekeep().await {
+                tracing::warn!("housekeeping: {err}");
+            }
+        }
     }
 
     /// Cancel a task. Returns false if there is no such task. Cancelling a finished
@@ -171,6 +277,7 @@ impl Worker {
         }
         if self.admission.remove_queued(id) {
             self.lock_stops().remove(id);
+            lock(&self.pins).remove(id);
             let id = id.to_owned();
             self.with_db(move |db| {
                 db.update(&id, |task| {
@@ -199,6 +306,7 @@ impl Worker {
     /// `ended` is the final state and run time, if this run decided it.
     pub fn finished(&self, id: &str, demand: Demand, ended: Option<(State, f64)>) {
         self.lock_stops().remove(id);
+        lock(&self.pins).remove(id);
         self.admission.release(demand);
         if let Some((state, seconds)) = ended {
             self.metrics.task_finished(state, seconds);
@@ -213,7 +321,10 @@ impl Worker {
             let id = task.id.clone().unwrap_or_default();
             match task.state {
                 Some(State::Queued) => match self.rules().check(&task) {
-                    Ok(demand) => self.queue(id, demand),
+                    Ok(demand) => {
+                        let pins = self.input_digests(&task);
+                        self.queue(id, demand, pins)
+                    }
                     Err(why) => self.fail_on_recovery(id, why).await?,
                 },
                 Some(State::Initializing | State::Running | State::Canceling) => {
@@ -268,4 +379,8 @@ impl Worker {
     fn lock_stops(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Stop>>> {
         self.stops.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
