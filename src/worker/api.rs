@@ -48,7 +48,13 @@ impl IntoResponse for ApiError {
 impl From<super::db::DbError> for ApiError {
     fn from(err: super::db::DbError) -> Self {
         tracing::error!("{err}");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+        // An I/O failure (full disk) is the worker being unavailable, not a bug.
+        let status = if err.is_io() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        ApiError(status, err.to_string())
     }
 }
 
@@ -101,8 +107,16 @@ async fn not_allowed(allow: &'static str) -> Response {
     response
 }
 
-async fn service_info(AxumState(worker): AxumState<Shared>) -> Json<ServiceInfo> {
-    Json(ServiceInfo {
+async fn service_info(AxumState(worker): AxumState<Shared>) -> Result<Json<ServiceInfo>, ApiError> {
+    if !worker.healthy() {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy: the task database cannot be written (I/O error, e.g. a full disk); \
+             tasks are not accepted until it can"
+                .into(),
+        ));
+    }
+    Ok(Json(ServiceInfo {
         id: "dev.bb-remote.worker".into(),
         name: "bb-remote worker".into(),
         service_type: ServiceType {
@@ -118,7 +132,7 @@ async fn service_info(AxumState(worker): AxumState<Shared>) -> Json<ServiceInfo>
         version: env!("CARGO_PKG_VERSION").into(),
         storage: vec![worker.config.store.base_url().to_string()],
         ..ServiceInfo::default()
-    })
+    }))
 }
 
 async fn create_task(
@@ -256,7 +270,12 @@ async fn list_tasks(
 
 async fn metrics(AxumState(worker): AxumState<Shared>) -> Response {
     let (queued, running) = worker.admission.counts();
-    let text = worker.metrics.render(queued, running);
+    let mut text = worker.metrics.render(queued, running);
+    text.push_str(&format!(
+        "# HELP bb_remote_worker_healthy 1 while the task database can be written.\n\
+         # TYPE bb_remote_worker_healthy gauge\nbb_remote_worker_healthy {}\n",
+        u8::from(worker.healthy())
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -8,7 +8,8 @@
 //! Keys are task ids; ids start with a zero-padded sequence number, so key order is
 //! creation order and a page token is simply the last id returned.
 //! Not here: what the states mean (the `executor` and `admission` modules) or HTTP.
-use std::path::Path;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -21,12 +22,19 @@ const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 /// Counters; `next_seq` numbers new tasks.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
+/// Counts reopen probes (a write that proves the file is writable again).
+const PROBES: &str = "reopen_probes";
 
 /// A database failure; the task store cannot be trusted further in this request.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("task database: {0}")]
     Redb(#[from] redb::Error),
+    #[error(
+        "task database is closed after an I/O error (full disk?); the worker reopens it \
+         once it can write again"
+    )]
+    Closed,
     #[error("task database holds a task that is not valid JSON ({id}): {source}")]
     Corrupt {
         id: String,
@@ -47,6 +55,17 @@ impl_from_redb!(
     redb::CommitError,
     redb::CompactionError
 );
+
+impl DbError {
+    /// An I/O failure (ENOSPC and the like): the database must be reopened once the
+    /// cause is gone (redb refuses every later write with "Previous I/O error").
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            DbError::Closed | DbError::Redb(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
+    }
+}
 
 /// Which tasks a listing wants.
 #[derive(Debug, Default, Clone)]
@@ -75,32 +94,65 @@ impl ListFilter {
 }
 
 /// The task table. Cheap to clone; every method is blocking (call from a blocking
-/// thread in async code). The lock is only taken for writing by [`Db::compact`].
+/// thread in async code). The lock is only taken for writing by [`Db::compact`] and
+/// [`Db::reopen`]; `None` inside it means closed after an I/O error.
 #[derive(Clone)]
 pub struct Db {
-    db: Arc<RwLock<Database>>,
+    path: PathBuf,
+    db: Arc<RwLock<Option<Database>>>,
+}
+
+/// The open database, held for the length of one call.
+struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl Deref for Open<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("Db::db returns Open only for an open database")
+    }
 }
 
 impl Db {
     /// Open or create the database at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(TASKS)?;
-        txn.open_table(META)?;
-        txn.commit()?;
         Ok(Self {
-            db: Arc::new(RwLock::new(db)),
+            path: path.to_path_buf(),
+            db: Arc::new(RwLock::new(Some(open_tables(path)?))),
         })
     }
 
-    fn db(&self) -> RwLockReadGuard<'_, Database> {
-        self.db.read().unwrap_or_else(|e| e.into_inner())
+    fn db(&self) -> Result<Open<'_>, DbError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        match *guard {
+            Some(_) => Ok(Open(guard)),
+            None => Err(DbError::Closed),
+        }
+    }
+
+    /// Close and open the file again (after an I/O error), then prove it writable
+    /// with a small commit. On failure the database stays closed.
+    pub fn reopen(&self) -> Result<(), DbError> {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // The old handle must be gone before the file can be opened again.
+        *slot = None;
+        let db = open_tables(&self.path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let probes = meta.get(PROBES)?.map_or(0, |v| v.value());
+            meta.insert(PROBES, probes + 1)?;
+        }
+        txn.commit()?;
+        *slot = Some(db);
+        Ok(())
     }
 
     /// Delete a task; returns whether it existed.
     pub fn delete(&self, id: &str) -> Result<bool, DbError> {
-        let txn = self.db().begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         let existed = txn.open_table(TASKS)?.remove(id)?.is_some();
         txn.commit()?;
         Ok(existed)
@@ -109,13 +161,15 @@ impl Db {
     /// Give freed pages back to the file system (the file shrinks). Waits for the
     /// calls in progress; none can start meanwhile.
     pub fn compact(&self) -> Result<bool, DbError> {
-        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let db = slot.as_mut().ok_or(DbError::Closed)?;
         Ok(db.compact()?)
     }
 
     /// Store a new task: assigns its id, sets it QUEUED and stamps `creation_time`.
     pub fn create(&self, mut task: Task) -> Result<Task, DbError> {
-        let txn = self.db().begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let seq = meta.get(NEXT_SEQ)?.map_or(1, |v| v.value());
@@ -135,7 +189,8 @@ impl Db {
 
     /// The task with this id.
     pub fn get(&self, id: &str) -> Result<Option<Task>, DbError> {
-        let txn = self.db().begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let tasks = txn.open_table(TASKS)?;
         let value = tasks.get(id)?;
         value.map(|v| from_json(id, v.value())).transpose()
@@ -149,7 +204,8 @@ impl Db {
         id: &str,
         change: impl FnOnce(&mut Task) -> bool,
     ) -> Result<Option<Task>, DbError> {
-        let txn = self.db().begin_write()?;
+        let db = self.db()?;
+        let txn = db.begin_write()?;
         let task = {
             let mut tasks = txn.open_table(TASKS)?;
             let current = tasks.get(id)?.map(|v| from_json(id, v.value()));
@@ -175,7 +231,8 @@ impl Db {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Task>, Option<String>), DbError> {
-        let txn = self.db().begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let tasks = txn.open_table(TASKS)?;
         let range = match after {
             Some(after) => tasks
@@ -203,7 +260,8 @@ impl Db {
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Task>, DbError> {
-        let txn = self.db().begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         let tasks = txn.open_table(TASKS)?;
         let mut found = Vec::new();
         for entry in tasks.iter()? {
@@ -226,6 +284,15 @@ impl Db {
     pub fn all(&self) -> Result<Vec<Task>, DbError> {
         Ok(self.list(&ListFilter::default(), None, usize::MAX)?.0)
     }
+}
+
+fn open_tables(path: &Path) -> Result<Database, DbError> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(TASKS)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(db)
 }
 
 /// `<10-digit sequence>-<8 hex>`: ordered by creation, and unique even if the data

@@ -6,6 +6,7 @@
 //! queue" and "process started".
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +70,9 @@ pub struct Worker {
     stops: Mutex<HashMap<String, watch::Sender<Stop>>>,
     /// Cache entries (digest hex) each queued or running task needs: never evicted.
     pins: Mutex<HashMap<String, Vec<String>>>,
+    /// Set when the database failed with an I/O error (full disk); cleared once it
+    /// is reopened and writable. While set the worker reports unhealthy.
+    db_broken: AtomicBool,
 }
 
 impl Worker {
@@ -80,6 +84,7 @@ impl Worker {
             metrics: Metrics::default(),
             stops: Mutex::default(),
             pins: Mutex::default(),
+            db_broken: AtomicBool::new(false),
         }
     }
 
@@ -89,9 +94,54 @@ impl Worker {
         call: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || call(&db))
+        let result = tokio::task::spawn_blocking(move || call(&db))
             .await
-            .expect("database calls do not panic")
+            .expect("database calls do not panic");
+        if let Err(err) = &result {
+            if err.is_io() && !self.db_broken.swap(true, Ordering::SeqCst) {
+                tracing::error!("{err}; unhealthy until the database can be written again");
+            }
+        }
+        result
+    }
+
+    /// False while the task database cannot be written (service-info answers 503).
+    pub fn healthy(&self) -> bool {
+        !self.db_broken.load(Ordering::SeqCst)
+    }
+
+    /// After an I/O error: reopen the database if it can be written again, then end
+    /// the tasks whose progress could not be recorded meanwhile.
+    async fn recover_db(&self) {
+        let db = self.db.clone();
+        let reopened = tokio::task::spawn_blocking(move || db.reopen())
+            .await
+            .expect("database calls do not panic");
+        if let Err(err) = reopened {
+            tracing::debug!("task database still not writable: {err}");
+            return;
+        }
+        self.db_broken.store(false, Ordering::SeqCst);
+        tracing::info!("task database writable again; healthy");
+        if let Err(err) = self.fail_lost_tasks().await {
+            tracing::warn!("ending tasks lost while the database was closed: {err}");
+        }
+    }
+
+    /// Tasks the database shows unfinished that no executor or queue holds any more:
+    /// their end could not be written. They end SYSTEM_ERROR with a system log.
+    async fn fail_lost_tasks(&self) -> Result<(), DbError> {
+        let tasks = self.with_db(|db| db.all()).await?;
+        for task in tasks {
+            let id = task.id.clone().unwrap_or_default();
+            let unfinished = !task.state.is_some_and(State::is_terminal);
+            if unfinished && !self.lock_stops().contains_key(&id) {
+                let why = "the worker could not write its task database (I/O error, e.g. a \
+                           full disk) while this task ran; its outcome was lost";
+                self.fail_on_recovery(id, why.into()).await?;
+            }
+        }
+        Ok(())
     }
 
     pub fn rules(&self) -> Rules<'_> {
@@ -258,13 +308,23 @@ impl Worker {
         }
     }
 
-    /// Housekeeping on a timer, until aborted.
+    /// Housekeeping on a timer, and every second a reopen attempt while the database
+    /// is broken; until aborted.
     pub async fn housekeeping(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.config.retention.interval());
+        let mut sweep = tokio::time::interval(self.config.retention.interval());
+        let mut health = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tick.tick().await;
-            if let Err(err) = self.housekeep().await {
-                tracing::warn!("housekeeping: {err}");
+            tokio::select! {
+                _ = sweep.tick() => {
+                    if let Err(err) = self.housekeep().await {
+                        tracing::warn!("housekeeping: {err}");
+                    }
+                }
+                _ = health.tick() => {
+                    if !self.healthy() {
+                        self.recover_db().await;
+                    }
+                }
             }
         }
     }
