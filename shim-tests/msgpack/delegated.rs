@@ -213,3 +213,66 @@ async fn avm_prove_is_delegated_to_the_backends_bb() {
     assert_eq!(served.connect().ask(&request), want);
     assert_eq!(completed_tasks(&backend).await, 1);
 }
+
+/// Record a delegated `CircuitProve` against the live worker, list it with the CLI
+/// fixtures, then answer it with no backend and no native bb; a different request is a
+/// miss that names its key and the nearest fixture.
+#[tokio::test(flavor = "multi_thread")]
+async fn record_then_replay_without_backend_or_native_bb() {
+    let backend = Backend::real_bb(StoreKind::File, &[]);
+    let scratch = Scratch::new();
+    let fixtures = scratch.path("fixtures");
+    let request = circuit_prove("square", &[], &NON_ZK);
+    let want = native_answer(&scratch, &request);
+    let mut recording = backend.shim(&scratch);
+    recording
+        .env(
+            "CRS_PATH",
+            crate::support::testbed::testbed().crs_dir.as_os_str(),
+        )
+        .env("TMPDIR", &scratch.work)
+        .env("BB_REMOTE_RECORD", &fixtures);
+    let served = Served::start(recording, &scratch.path("record.sock"));
+    assert_eq!(served.connect().ask(&request), want);
+    drop(served);
+    assert_eq!(backend.tasks().await.len(), 1);
+
+    let listed = crate::support::testbed::run(
+        scratch
+            .command(env!("CARGO_BIN_EXE_bb-remote"))
+            .args(["fixtures", "--dir"])
+            .arg(&fixtures)
+            .arg("list"),
+    );
+    listed.assert_code(0, "bb-remote fixtures list");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("msgpack"),
+        "{listed:?}"
+    );
+
+    let mut replaying = scratch.command(env!("CARGO_BIN_EXE_bb"));
+    replaying
+        .env("TMPDIR", &scratch.work)
+        .env("BB_REMOTE_REPLAY", &fixtures)
+        .env("BB_REMOTE_NATIVE_BIN", scratch.path("no-native-bb"));
+    let served = Served::start(replaying, &scratch.path("replay.sock"));
+    let mut client = served.connect();
+    assert_eq!(client.ask(&request), want);
+    let keccak = Settings {
+        oracle: "keccak",
+        ..NON_ZK
+    };
+    let miss = client.ask(&circuit_prove("square", &[], &keccak));
+    let text = String::from_utf8_lossy(&miss);
+    assert_eq!(answer_name(&miss), "ErrorResponse");
+    assert!(
+        text.contains("no fixture") && text.contains("key "),
+        "{text}"
+    );
+    assert!(text.contains("nearest recorded"), "{text}");
+    assert_eq!(
+        backend.tasks().await.len(),
+        1,
+        "replay never reaches the backend"
+    );
+}

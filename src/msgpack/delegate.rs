@@ -11,16 +11,29 @@
 //! both inputs gzipped; see the README.) `--verbose` is there only so that a worker
 //! that adds `-c <crs>` after the first argument puts it before `msgpack`, where bb
 //! accepts it.
+//!
+//! Record/replay: with `BB_REMOTE_REPLAY` a delegated request is answered from the
+//! fixture keyed on the request frame's content (the same `ReplayTransport` as the CLI
+//! path); a miss answers an `ErrorResponse` naming the key and the nearest fixture, or
+//! follows `BB_REMOTE_REPLAY_MISS`. With `BB_REMOTE_RECORD` (and a backend) each
+//! delegated request is recorded as that fixture.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use super::frame;
+use crate::config::MissPolicy;
 use crate::config::{Env, Fallback, Settings};
 use crate::delegate::error::DelegateError;
-use crate::delegate::{execute_plan, tes_transport};
+use crate::delegate::transport::RemoteResult;
+use crate::delegate::{execute_plan, tes_transport, Prepared};
 use crate::grammar::Generation;
+use crate::record::format::FixtureDir;
+use crate::record::plan::Chosen;
+use crate::record::recorder::{save_delegated, Recording};
+use crate::record::replay::{ReplayFailure, ReplayTransport};
 use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLAN_VERSION};
 
 /// The msgpack commands delegated: self-contained (apart from the CRS) and heavy.
@@ -48,9 +61,11 @@ pub struct Delegator {
 }
 
 impl Delegator {
-    /// `None` when nothing is delegated (no backend configured).
+    /// `None` when nothing is delegated (neither a backend nor fixtures to replay).
     pub fn new(settings: &Settings, env: &Env, scratch: &Path) -> Option<Self> {
-        settings.backend.as_ref()?;
+        if settings.backend.is_none() && settings.replay.is_none() {
+            return None;
+        }
         Some(Self {
             settings: settings.clone(),
             env: env.clone(),
@@ -75,11 +90,17 @@ impl Delegator {
             // bb's file mode exits without an answer where its socket server answers
             // (an unknown field, a wrong shape): the local bb says it in its own words.
             Ok(None) => Answer::Native(body),
-            Err(err) if err.may_fall_back() && self.settings.fallback == Fallback::Native => {
+            Err(Failed::Replay(Some(answer))) => Answer::Frame(answer),
+            Err(Failed::Replay(None)) => Answer::Native(body),
+            Err(Failed::Remote(err))
+                if err.may_fall_back() && self.settings.fallback == Fallback::Native =>
+            {
                 eprintln!("bb-remote: warning: {err}; proving with the native bb (BB_REMOTE_FALLBACK=native)");
                 Answer::Native(body)
             }
-            Err(err) => Answer::Frame(frame::error_response(&format!("bb-remote: {err}"))),
+            Err(Failed::Remote(err)) => {
+                Answer::Frame(frame::error_response(&format!("bb-remote: {err}")))
+            }
         }
     }
 
@@ -88,26 +109,16 @@ impl Delegator {
         dir: &Path,
         body: &[u8],
         gone: watch::Receiver<bool>,
-    ) -> Result<Option<Vec<u8>>, DelegateError> {
-        let io = |what: &str, e: std::io::Error| DelegateError::Io(format!("{what}: {e}"));
-        let out = dir.join("out");
-        tokio::fs::create_dir_all(&out)
-            .await
-            .map_err(|e| io("creating a scratch directory", e))?;
-        let request = dir.join(REQUEST_FILE);
-        let mut framed = Vec::with_capacity(body.len() + 4);
-        frame::write_frame(&mut framed, body)
-            .await
-            .map_err(|e| io("framing the request", e))?;
-        tokio::fs::write(&request, &framed)
-            .await
-            .map_err(|e| io("writing the request", e))?;
-        drop(framed);
-        let plan = request_plan(&request, &out);
-        let present = vec![(0, request)];
-        let mut transport = tes_transport(&self.settings, &self.env, &plan, &present)?;
-        transport.cancel = Some(gone);
-        let result = execute_plan(&mut transport, &plan, &present).await?;
+    ) -> Result<Option<Vec<u8>>, Failed> {
+        let (plan, present) = self.stage(dir, body).await?;
+        let out = PathBuf::from(&plan.output_dir.path);
+        let result = match &self.settings.replay {
+            Some(fixtures) => match self.replay(fixtures, &plan, &present).await? {
+                Some(result) => result,
+                None => self.remote(&plan, &present, gone).await?,
+            },
+            None => self.remote(&plan, &present, gone).await?,
+        };
         let response = tokio::fs::read(out.join(RESPONSE_FILE))
             .await
             .unwrap_or_default();
@@ -117,11 +128,133 @@ impl Delegator {
         unframe(&response).map(|b| Some(b.to_vec())).ok_or_else(|| {
             let tail = String::from_utf8_lossy(&result.stderr);
             let tail = tail.lines().last().unwrap_or_default();
-            DelegateError::TaskFailed(format!(
+            Failed::Remote(DelegateError::TaskFailed(format!(
                 "the remote bb exited with {} without an answer: {tail}",
                 result.exit_code
-            ))
+            )))
         })
+    }
+
+    /// Write the request frame into `dir`; the plan that runs it.
+    async fn stage(
+        &self,
+        dir: &Path,
+        body: &[u8],
+    ) -> Result<(Plan, Vec<(usize, PathBuf)>), Failed> {
+        let io = |what: &str, e: std::io::Error| {
+            Failed::Remote(DelegateError::Io(format!("{what}: {e}")))
+        };
+        let out = dir.join("out");
+        tokio::fs::create_dir_all(&out)
+            .await
+            .map_err(|e| io("creating a scratch directory", e))?;
+        let request = dir.join(REQUEST_FILE);
+        // Through tokio's File, which copies a few MiB at a time: `fs::write` would copy
+        // the whole frame (hundreds of MB for AVM inputs) once more.
+        let written = async {
+            use tokio::io::AsyncWriteExt;
+            let mut file = tokio::fs::File::create(&request).await?;
+            frame::write_frame(&mut file, body).await?;
+            file.flush().await
+        };
+        written.await.map_err(|e| io("writing the request", e))?;
+        let plan = request_plan(&request, &out);
+        Ok((plan, vec![(0, request)]))
+    }
+
+    /// The backend's answer (recorded as a fixture with `BB_REMOTE_RECORD`).
+    async fn remote(
+        &self,
+        plan: &Plan,
+        present: &[(usize, PathBuf)],
+        gone: watch::Receiver<bool>,
+    ) -> Result<RemoteResult, Failed> {
+        let started = Instant::now();
+        let mut inner = tes_transport(&self.settings, &self.env, plan, present)?;
+        inner.cancel = Some(gone);
+        let Some(fixtures) = &self.settings.record else {
+            return Ok(execute_plan(&mut inner, plan, present).await?);
+        };
+        let mut transport = Recording {
+            inner,
+            staged: Vec::new(),
+            key: None,
+        };
+        let result = execute_plan(&mut transport, plan, present).await?;
+        let chosen = Chosen {
+            prepared: Prepared {
+                plan: plan.clone(),
+                present: present.to_vec(),
+            },
+            delegable: true,
+        };
+        let fixtures = FixtureDir::new(fixtures);
+        save_delegated(
+            &fixtures,
+            &chosen,
+            &result,
+            &transport,
+            started,
+            &self.settings,
+        );
+        Ok(result)
+    }
+
+    /// The recorded answer; `Ok(None)` on a miss the policy sends to the backend.
+    async fn replay(
+        &self,
+        fixtures: &Path,
+        plan: &Plan,
+        present: &[(usize, PathBuf)],
+    ) -> Result<Option<RemoteResult>, Failed> {
+        let mut transport = ReplayTransport::new(FixtureDir::new(fixtures));
+        let outcome = execute_plan(&mut transport, plan, present).await;
+        let failure = match (outcome, transport.failure) {
+            (Ok(result), _) => return Ok(Some(result)),
+            (Err(err), None) => return Err(Failed::Remote(err)),
+            (Err(_), Some(failure)) => failure,
+        };
+        let (key, nearest) = match failure {
+            ReplayFailure::Invalid(err) => {
+                let text = format!("bb-remote: replay: fixture unusable: {err}");
+                return Err(Failed::Replay(Some(frame::error_response(&text))));
+            }
+            ReplayFailure::Miss { key, nearest, .. } => (key, nearest),
+        };
+        let what = format!(
+            "bb-remote: replay: no fixture for this msgpack request (key {key}) in {}; {}",
+            fixtures.display(),
+            nearest.map_or("no msgpack request is recorded there".to_owned(), |n| {
+                format!("nearest recorded: {n}")
+            })
+        );
+        match self.settings.replay_miss {
+            MissPolicy::Native => {
+                eprintln!("{what}; asking the native bb");
+                Err(Failed::Replay(None))
+            }
+            MissPolicy::Remote if self.settings.backend.is_some() => {
+                eprintln!("{what}; running it on the backend");
+                Ok(None)
+            }
+            MissPolicy::Fail | MissPolicy::Remote => {
+                Err(Failed::Replay(Some(frame::error_response(&what))))
+            }
+        }
+    }
+}
+
+/// Why [`Delegator::run`] has no backend answer.
+enum Failed {
+    /// The backend (or staging) failed: fallback policy applies.
+    Remote(DelegateError),
+    /// Replay decided: this answer, or `None` for the native bb's.
+    Replay(Option<Vec<u8>>),
+}
+
+impl From<DelegateError> for Failed {
+    fn from(err: DelegateError) -> Self {
+        Self::Remote(err)
     }
 }
 

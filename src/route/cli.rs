@@ -72,7 +72,7 @@ fn msgpack_report(env: &Env, socket: std::path::PathBuf) -> Report<'static> {
     let served = [BACKEND, RECORD, REPLAY]
         .iter()
         .any(|v| env.get(v).is_some());
-    let delegating = env.get(BACKEND).is_some();
+    let delegating = env.get(BACKEND).is_some() || env.get(REPLAY).is_some();
     Report::MsgpackServer {
         socket,
         served,
@@ -118,6 +118,10 @@ mod tests {
             delegating["delegated"],
             serde_json::json!(["CircuitProve", "AvmProve"])
         );
-        assert_eq!(report(&[("BB_REMOTE_RECORD", "/f")])["served"], true);
+        let recording = report(&[("BB_REMOTE_RECORD", "/f")]);
+        assert_eq!(recording["served"], true);
+        assert_eq!(recording["delegated"], serde_json::json!([]));
+        let replaying = report(&[("BB_REMOTE_REPLAY", "/f")]);
+        assert_eq!(replaying["delegated"], delegating["delegated"]);
     }
 }
