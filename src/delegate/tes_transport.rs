@@ -62,7 +62,9 @@ impl Transport for TesTransport {
         &mut self,
         files: &[PathBuf],
     ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+        let began = Instant::now();
         let outcomes = self.store.upload_many(files, UPLOAD_PARALLELISM).await?;
+        tracing::debug!(ms = ms(began), "inputs hashed and stored");
         let mut stats = UploadStats::default();
         for o in &outcomes {
             stats.files += 1;
@@ -91,6 +93,11 @@ impl Transport for TesTransport {
         let started = Instant::now();
         let mut task = self.task_for(job, &self.attempt)?;
         let mut submitted = self.submit(job, &task, true).await?;
+        tracing::debug!(
+            ms = ms(started),
+            created = submitted.created,
+            "task submitted"
+        );
         if submitted.created {
             self.created = Some(submitted.id.clone());
         }
@@ -137,21 +144,18 @@ impl Transport for TesTransport {
                 }
             }
         };
+        tracing::debug!(ms = ms(started), "task ended");
         let full = self.client.get_task(&submitted.id, View::Full).await?;
+        tracing::debug!(ms = ms(started), "task result read");
         result_of(&submitted.id, state, &full)
     }
 
     async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
-        let (Some(dir), Some(name)) = (dest.parent(), dest.file_name().and_then(|n| n.to_str()))
-        else {
-            return Err(DelegateError::Io(format!(
-                "bad temporary path {}",
-                dest.display()
-            )));
-        };
+        let began = Instant::now();
         self.store
-            .download_url_verified(&output.location, dir, name, &output.digest)
+            .download_to(&output.location, dest, &output.digest, output.size)
             .await?;
+        tracing::debug!(ms = ms(began), output = %output.name, "output fetched");
         Ok(())
     }
 
@@ -185,7 +189,10 @@ impl TesTransport {
         task: &Task,
         reuse_live: bool,
     ) -> Result<Submitted, DelegateError> {
-        if let Some(found) = self.find_existing(job, task, reuse_live).await? {
+        let began = Instant::now();
+        let found = self.find_existing(job, task, reuse_live).await?;
+        tracing::debug!(ms = ms(began), "looked for a live task");
+        if let Some(found) = found {
             if !found.created {
                 eprintln!(
                     "bb-remote: reusing live task {} for the same invocation",
@@ -271,6 +278,11 @@ impl TesTransport {
         }
         Ok(None)
     }
+}
+
+/// Milliseconds since `since`, for the phase timings at debug level.
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 /// The caller-visible result of a finished task (FULL view).

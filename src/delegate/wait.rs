@@ -2,10 +2,11 @@
 //! state change, bounded by the timeout, cancelled on SIGINT/SIGTERM.
 //!
 //! The pause between polls is a fiftieth of the time already waited, kept between
-//! 20 ms (a small proof is done in well under a second) and 2 s (a root rollup takes
-//! many minutes), and jittered downward so shims started together spread out without
-//! ever exceeding the cap. So a finished task is noticed within about 2% of its run
-//! time. (An exponential backoff, e.g. backon's with factor 1.5, pauses up to half the
+//! 5 ms (a small proof is done in well under a second: a 20 ms floor alone cost a
+//! tiny proof ~10 ms on average) and 2 s (a root rollup takes many minutes), and
+//! jittered downward so shims started together spread out without ever exceeding the
+//! cap. So a finished task is noticed within about 2% of its run time; a MINIMAL poll
+//! is one small request, and the 5 ms floor holds only for the first 250 ms. (An exponential backoff, e.g. backon's with factor 1.5, pauses up to half the
 //! time already waited, and its jitter adds up to 100% on top: a proof of 8 s was
 //! noticed up to 4 s late.) `get_task` retries transient errors itself, within
 //! bounds (backon); an error that outlasts them ends the wait.
@@ -18,7 +19,7 @@ use crate::tes::client::TesClient;
 use crate::tes::types::{State, View};
 
 /// First and longest pause between two polls.
-const FIRST_POLL: Duration = Duration::from_millis(20);
+const FIRST_POLL: Duration = Duration::from_millis(5);
 const MAX_POLL: Duration = Duration::from_secs(2);
 
 /// The pause before the next poll after `waited`; `jitter` in [0, 1) shortens it by

@@ -49,6 +49,59 @@ impl Store {
         Ok(size)
     }
 
+    /// Stream the object at `url` (inside this store) into `dest`, a new file the
+    /// caller owns (it must not exist), hashing as it writes; at most `size` bytes
+    /// are accepted, and the digest must be `expected`. On any failure `dest` is
+    /// removed. Not synced to disk: the caller renames it into place, as bb leaves its
+    /// own outputs (a sync per file costs more than a tiny proof's whole transfer).
+    pub async fn download_to(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected: &Digest,
+        size: u64,
+    ) -> Result<u64, StoreError> {
+        let key = self.key_for_url(url)?;
+        let store_err = |e| StoreError::from_store(&key, e);
+        let mut body = self.inner.get(&key).await.map_err(store_err)?.into_stream();
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .await
+            .map_err(StoreError::io(dest))?;
+        let mut partial = PartialFile {
+            path: dest.to_path_buf(),
+            file,
+            persisted: false,
+        };
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(store_err)?;
+            written += chunk.len() as u64;
+            if written > size {
+                return Err(StoreError::TooLarge {
+                    object: key.to_string(),
+                    limit: size,
+                });
+            }
+            hasher.update(&chunk);
+            partial.write(&chunk).await?;
+        }
+        let actual = Digest::from_hasher(hasher);
+        if actual != *expected {
+            return Err(StoreError::DigestMismatch {
+                object: key.to_string(),
+                expected: *expected,
+                actual,
+            });
+        }
+        partial.file.flush().await.map_err(StoreError::io(dest))?;
+        partial.persisted = true;
+        Ok(written)
+    }
+
     /// [`Store::download_verified`] for a URL, which must point into this store.
     pub async fn download_url_verified(
         &self,
@@ -229,6 +282,39 @@ mod tests {
             );
         }
         assert!(entries(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn download_to_stops_at_the_announced_size_and_leaves_nothing() {
+        let content = vec![7u8; 100_000];
+        let (store, key) = store_with(&content).await;
+        let url = format!("memory:///{key}");
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("tmp-0");
+        let d = Digest::of_bytes(&content);
+        let err = store.download_to(&url, &dest, &d, 1000).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooLarge { limit: 1000, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("1000"), "{err}");
+        assert!(entries(dir.path()).is_empty());
+        let wrong = Digest::of_bytes(b"other");
+        let err = store
+            .download_to(&url, &dest, &wrong, 100_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
+        assert!(entries(dir.path()).is_empty());
+        let n = store.download_to(&url, &dest, &d, 100_000).await.unwrap();
+        assert_eq!((n, std::fs::read(&dest).unwrap()), (100_000, content));
+        // The destination is the caller's new file: an existing one is never overwritten.
+        let err = store
+            .download_to(&url, &dest, &d, 100_000)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+        assert_eq!(std::fs::read(&dest).unwrap().len(), 100_000);
     }
 
     #[tokio::test]

@@ -61,6 +61,10 @@ pub enum StoreError {
         actual: Digest,
     },
 
+    /// An object larger than its announced size: refused before it fills the disk.
+    #[error("object {object} is larger than the {limit} bytes announced for it")]
+    TooLarge { object: String, limit: u64 },
+
     /// The local file's content changed between hashing and uploading.
     #[error("{path} changed while it was being uploaded")]
     SourceChanged { path: PathBuf },

@@ -4,6 +4,10 @@
 //! is sent in one request, anything larger goes multipart with a bounded number of
 //! parts in flight. The digest is computed from the very bytes that are sent, so a
 //! file that changes under us is caught before the object is committed.
+//!
+//! The defaults keep a 100 MB witness upload under ~30 MB of RSS for the whole shim:
+//! 5 MiB parts (S3's minimum), two in flight plus the one being filled; small files
+//! go several at once, large ones one at a time ([`Store::upload_many`]).
 
 use std::path::{Path, PathBuf};
 
@@ -30,9 +34,9 @@ pub struct UploadTuning {
 impl Default for UploadTuning {
     fn default() -> Self {
         Self {
-            multipart_threshold: 16 * 1024 * 1024,
-            part_size: 8 * 1024 * 1024,
-            part_concurrency: 4,
+            multipart_threshold: 5 * 1024 * 1024,
+            part_size: 5 * 1024 * 1024,
+            part_concurrency: 2,
         }
     }
 }
@@ -78,18 +82,39 @@ impl Store {
         }
     }
 
-    /// [`Store::upload_cas`] for many files, at most `parallelism` at a time. Results
-    /// are in the order of `paths`; the first error stops the rest.
+    /// [`Store::upload_cas`] for many files. Files up to the multipart threshold go
+    /// `parallelism` at a time, then larger ones one at a time (each already sends
+    /// parts in parallel), so peak memory is the larger of the two, not their sum.
+    /// Results are in the order of `paths`; the first error stops the rest.
     pub async fn upload_many(
         &self,
         paths: &[PathBuf],
         parallelism: usize,
     ) -> Result<Vec<UploadOutcome>, StoreError> {
-        futures::stream::iter(paths)
-            .map(|p| self.upload_cas(p))
-            .buffered(parallelism.max(1))
+        let mut large = Vec::with_capacity(paths.len());
+        for path in paths {
+            // A file that cannot be read fails in upload_cas, with its path.
+            let len = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+            large.push(len > self.tuning.multipart_threshold);
+        }
+        let pick = |want_large: bool| {
+            paths
+                .iter()
+                .zip(&large)
+                .enumerate()
+                .filter(move |(_, (_, is_large))| **is_large == want_large)
+                .map(|(i, (path, _))| (i, path))
+        };
+        let mut done: Vec<(usize, UploadOutcome)> = futures::stream::iter(pick(false))
+            .map(|(i, p)| async move { Ok::<_, StoreError>((i, self.upload_cas(p).await?)) })
+            .buffer_unordered(parallelism.max(1))
             .try_collect()
-            .await
+            .await?;
+        for (i, path) in pick(true) {
+            done.push((i, self.upload_cas(path).await?));
+        }
+        done.sort_by_key(|(i, _)| *i);
+        Ok(done.into_iter().map(|(_, o)| o).collect())
     }
 
     /// Upload a local file to `key` (overwriting), returning its digest and size.
@@ -310,13 +335,21 @@ mod tests {
                 p
             })
             .collect();
-        let store = memory_store(UploadTuning::default());
+        let store = memory_store(small_parts());
         let outs = store.upload_many(&paths, 3).await.unwrap();
+        assert_eq!(outs.len(), 5);
         for (i, out) in outs.iter().enumerate() {
             assert_eq!(
                 out.digest,
                 Digest::of_bytes(format!("content {i}").as_bytes())
             );
         }
+        // Large (multipart) and small files mixed: still in the order given.
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![3u8; 2500]).unwrap();
+        let mixed = [paths[0].clone(), big, paths[1].clone()];
+        let outs = store.upload_many(&mixed, 3).await.unwrap();
+        assert_eq!(outs[1].digest, Digest::of_bytes(&[3u8; 2500]));
+        assert_eq!(outs[2].digest, Digest::of_bytes(b"content 1"));
     }
 }
