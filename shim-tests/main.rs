@@ -1,7 +1,8 @@
-mod delegate;
+pub mod delegate;
 mod dockerfile;
 mod docs;
 mod doctor;
+mod funnel;
 mod grammar;
 mod msgpack;
 mod passthrough;

@@ -61,6 +61,8 @@ pub struct Settings {
     pub replay_miss: MissPolicy,
     pub log: LogSettings,
     pub worker_token: Option<String>,
+    /// The executor's bb, CRS and forwarded `BB_*` variables.
+    pub remote_side: crate::delegate::remote_side::RemoteSide,
 }
 
 /// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
@@ -168,6 +170,7 @@ impl Settings {
             .unwrap_or(MissPolicy::Fail),
             log,
             worker_token: env.get(v::WORKER_TOKEN).map(str::to_owned),
+            remote_side: remote_side(env)?,
         })
     }
 
@@ -257,6 +260,31 @@ fn log_filter(value: &str) -> Result<String, BadValue> {
         })
 }
 
+/// `BB_REMOTE_EXECUTOR_BB`, `BB_REMOTE_EXECUTOR_CRS`, `BB_REMOTE_FORWARD_ENV`.
+fn remote_side(env: &Env) -> Result<crate::delegate::remote_side::RemoteSide, BadValue> {
+    use crate::delegate::remote_side::{self as rs, RemoteSide};
+    let mut side = RemoteSide::default();
+    if let Some(s) = env.get(v::EXECUTOR_BB) {
+        rs::check_executor_bb(s).map_err(|e| bad(v::EXECUTOR_BB, s, e))?;
+        side.bb = s.to_owned();
+    }
+    if let Some(s) = env.get(v::EXECUTOR_CRS) {
+        rs::check_executor_crs(s).map_err(|e| bad(v::EXECUTOR_CRS, s, e))?;
+        side.crs = Some(s.to_owned());
+    }
+    if let Some(s) = env.get(v::FORWARD_ENV) {
+        side.forward_env = rs::parse_forward_env(s).map_err(|e| bad(v::FORWARD_ENV, s, e))?;
+    }
+    if let Err(value) = side.executor_env(env) {
+        return Err(bad(
+            v::FORWARD_ENV,
+            &value,
+            "forwarded values without whitespace (TES engines split executor env on it)",
+        ));
+    }
+    Ok(side)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +324,10 @@ mod tests {
             (v::DELEGATE, "prove,bogus"),
             (v::GRAMMAR, "old"),
             (v::REPLAY_MISS, "maybe"),
+            (v::EXECUTOR_BB, "bin/bb"),
+            (v::EXECUTOR_CRS, "relative/crs"),
+            (v::FORWARD_ENV, "PATH"),
+            (v::FORWARD_ENV, "BB_REMOTE_TOKEN"),
         ] {
             let err = Settings::load(&Env::from_pairs([(name, value)])).unwrap_err();
             assert_eq!(err.name, name, "{name}={value}");

@@ -27,6 +27,12 @@ env_vars! {
     TOKEN = "BB_REMOTE_TOKEN";
     /// Executor image named in each TES task.
     IMAGE = "BB_REMOTE_IMAGE";
+    /// Path of bb inside the executor image (default `bb`, found on its PATH).
+    EXECUTOR_BB = "BB_REMOTE_EXECUTOR_BB";
+    /// CRS directory inside the executor, passed to the remote bb as `-c` (default: none).
+    EXECUTOR_CRS = "BB_REMOTE_EXECUTOR_CRS";
+    /// `BB_*` variables forwarded to the remote bb when set (comma-separated, or `none`).
+    FORWARD_ENV = "BB_REMOTE_FORWARD_ENV";
     /// Comma-separated command set to delegate, replacing the default heavy set.
     DELEGATE = "BB_REMOTE_DELEGATE";
     /// Force a grammar: `legacy` or `modern` (default: told apart from argv).

@@ -21,9 +21,11 @@
 pub mod fetch;
 pub mod key;
 pub mod outputs;
+pub mod remote_side;
 pub mod resources;
 pub mod signals;
 pub mod task;
+pub mod task_result;
 pub mod tes_transport;
 pub mod transport;
 pub mod wait;
@@ -168,12 +170,20 @@ pub async fn execute_plan<T: Transport>(
         inputs,
     };
     let mut result = transport.execute(&job).await?;
-    // Implicit inputs sit inside the output directory; the backend sends them back
-    // unchanged. They are already in place: do not fetch them again.
+    // Inputs inside the output directory (`prove_tube`'s implicit files, or any input
+    // the caller keeps there) come back from the backend unchanged. They are already
+    // in place: do not fetch them again.
     let unchanged = |name: &str, digest| {
         job.inputs.iter().any(|i| {
             let planned = &plan.inputs[i.index];
-            planned.source == InputSource::Implicit && planned.given == name && i.digest == digest
+            let relative = match planned.source {
+                InputSource::Implicit => Some(planned.given.as_str()),
+                _ => Path::new(&planned.path)
+                    .strip_prefix(&plan.output_dir.path)
+                    .ok()
+                    .and_then(|r| r.to_str()),
+            };
+            relative == Some(name) && i.digest == digest
         })
     };
     let to_write: Vec<_> = result
@@ -242,6 +252,10 @@ pub fn tes_transport(
         .and_then(|(_, p)| std::fs::metadata(p).ok())
         .map(|m| m.len());
     let resources = resources::for_circuit(settings, bytecode.map(|(g, _)| g), size);
+    let executor_env = settings
+        .remote_side
+        .executor_env(env)
+        .map_err(|v| Error::ConfigMsg(format!("cannot forward {v}")))?;
     Ok(TesTransport {
         client,
         store,
@@ -251,6 +265,11 @@ pub fn tes_transport(
         attempt: attempt_id(),
         cancel: None,
         created: None,
+        side: settings.remote_side.clone(),
+        env: executor_env,
+        // The same directory the plan's paths were resolved against.
+        cwd: std::env::current_dir().ok(),
+        engine: task::Engine::Generic,
     })
 }
 

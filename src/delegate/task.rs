@@ -1,21 +1,29 @@
 //! A [`Job`] as a GA4GH TES task.
 //!
-//! Container layout (absolute paths inside the executor):
+//! Container paths: on generic engines the caller's own where [`caller_paths_usable`]
+//! allows (so bb's messages name the caller's files), else the fixed layout:
 //! - `/bb-remote/in/<i>/<file name>`: plan input `i`, each in its own directory so two
 //!   inputs with the same file name never clash, and the file name is kept so bb's
 //!   suffix rules (`.gz`, `.json`, `-bytecode`) still apply;
-//! - `/bb-remote/out`: the output directory, a TES DIRECTORY output uploaded to
-//!   `<store>/runs/<key>/<attempt>/out`; implicit inputs (`prove_tube`) are placed
-//!   inside it under their given names;
+//! - `/bb-remote/out`: the output directory; implicit inputs (`prove_tube`) are
+//!   placed inside it under their given names;
 //! - `/bb-remote/work`: bb's working directory.
+//!
+//! Either way the output directory is a TES DIRECTORY output uploaded to
+//! `<store>/runs/<key>/<attempt>/out`, and [`META_DIR`] a second one (to `.../meta`)
+//! holding bb's whole stdout and stderr (TES `Executor.stdout`/`stderr`), and, on
+//! engines other than the reference worker, the exit code and a SHA-256 manifest of
+//! the outputs written by the task itself (see `task_result.rs`).
 //!
 //! Tags: [`TAG_KEY`] (the invocation key, used to find a live task again),
 //! [`TAG_ATTEMPT`] (unique per shim invocation, to recognise our own task after a
 //! lost create response), [`TAG_IMAGE`] and one `bb-remote.input.<i>` per input
-//! (`<role>:<sha256>`). `-c` never appears: the plan drops it and the backend owns
-//! its CRS.
+//! (`<role>:<sha256>`). The caller's `-c` never appears: the plan drops it; the
+//! executor's own CRS directory is passed when configured.
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use super::remote_side::{caller_paths_usable, RemoteSide};
 use super::transport::Job;
 use crate::route::{InputSource, PathMapping, RenderError};
 use crate::store::Store;
@@ -24,13 +32,114 @@ use crate::tes::types::{Executor, FileType, Input, Output, Resources, Task};
 pub const TAG_KEY: &str = "bb-remote.key";
 pub const TAG_ATTEMPT: &str = "bb-remote.attempt";
 pub const TAG_IMAGE: &str = "bb-remote.image";
-/// The container directory bb writes its outputs into.
+/// The container directory bb writes its outputs into (fixed layout).
 pub const OUT_DIR: &str = "/bb-remote/out";
+/// The task's own files: `stdout`, `stderr`, and on generic engines `exit_code`,
+/// `sha256sums` (see `task_result.rs`).
+pub const META_DIR: &str = "/bb-remote/meta";
 const IN_DIR: &str = "/bb-remote/in";
 const WORK_DIR: &str = "/bb-remote/work";
 
-/// The container path of plan input `index` whose given path is `given`.
-fn input_path(index: usize, given: &str, source: InputSource) -> String {
+/// Which kind of TES engine runs the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `bb-remote worker`: runs bb itself (replacing `command[0]`, adding its CRS) and
+    /// records each output's SHA-256 in the task log metadata.
+    ReferenceWorker,
+    /// Any other TES engine (Funnel, TESK, ...): the executor is a POSIX shell in the
+    /// image that runs bb, then writes the exit code and a manifest of the outputs.
+    Generic,
+}
+
+/// Runs bb (`"$@"` after two directory arguments), then records its exit code and
+/// the SHA-256 of every file in the output directory, and exits 0 so that every
+/// engine uploads the outputs and the streams even when bb failed. Needs `sh`,
+/// `find` and `sha256sum` in the image (the stock barretenberg image has them).
+const WRAPPER: &str = r#"out=$1 meta=$2; shift 2
+"$@"
+rc=$?
+if [ -d "$out" ]; then
+  (cd "$out" && find . -type f -exec sha256sum {} +) >"$meta/sha256sums.part" 2>"$meta/manifest.err" &&
+    mv "$meta/sha256sums.part" "$meta/sha256sums"
+else
+  : >"$meta/sha256sums"
+fi
+echo "$rc" >"$meta/exit_code"
+exit 0"#;
+
+/// Everything besides the job that shapes a task.
+pub struct TaskSpec<'a> {
+    pub store: &'a Store,
+    pub image: &'a str,
+    /// Unique to this shim invocation.
+    pub attempt: &'a str,
+    pub resources: Resources,
+    pub side: &'a RemoteSide,
+    /// `executor.env` (already filtered by the allowlist).
+    pub env: BTreeMap<String, String>,
+    /// The caller's working directory, when its paths may be used (see module docs).
+    pub cwd: Option<&'a Path>,
+    pub engine: Engine,
+}
+
+/// The container paths of a task.
+struct Layout {
+    mapping: PathMapping,
+    workdir: String,
+    out_dir: String,
+    input_paths: BTreeMap<usize, String>,
+}
+
+impl Layout {
+    fn of(job: &Job<'_>, spec: &TaskSpec<'_>) -> Layout {
+        let plan = job.plan;
+        // The reference worker maps every path into its own sandbox, so bb there never
+        // names the caller's paths anyway; the fixed layout keeps its tasks the same
+        // from every directory, so identical invocations share one live task.
+        let caller = spec
+            .cwd
+            .filter(|_| spec.engine == Engine::Generic)
+            .filter(|cwd| caller_paths_usable(plan, cwd, spec.side));
+        if let Some(cwd) = caller {
+            let mut mapping = PathMapping {
+                output_dir: plan.output_dir.given.clone(),
+                ..PathMapping::default()
+            };
+            let mut input_paths = BTreeMap::new();
+            for input in &job.inputs {
+                let planned = &plan.inputs[input.index];
+                mapping.inputs.insert(input.index, planned.given.clone());
+                input_paths.insert(input.index, planned.path.clone());
+            }
+            return Layout {
+                mapping,
+                workdir: cwd.to_string_lossy().into_owned(),
+                out_dir: plan.output_dir.path.clone(),
+                input_paths,
+            };
+        }
+        let mut mapping = PathMapping {
+            output_dir: OUT_DIR.to_owned(),
+            ..PathMapping::default()
+        };
+        let mut input_paths = BTreeMap::new();
+        for input in &job.inputs {
+            let planned = &plan.inputs[input.index];
+            let path = sandbox_input_path(input.index, &planned.given, planned.source);
+            mapping.inputs.insert(input.index, path.clone());
+            input_paths.insert(input.index, path);
+        }
+        Layout {
+            mapping,
+            workdir: WORK_DIR.to_owned(),
+            out_dir: OUT_DIR.to_owned(),
+            input_paths,
+        }
+    }
+}
+
+/// The fixed-layout container path of plan input `index` whose given path is `given`.
+fn sandbox_input_path(index: usize, given: &str, source: InputSource) -> String {
     let name = given
         .rsplit('/')
         .next()
@@ -42,33 +151,22 @@ fn input_path(index: usize, given: &str, source: InputSource) -> String {
     }
 }
 
-/// Build the task. `attempt` is unique to this shim invocation.
-pub fn build_task(
-    job: &Job<'_>,
-    store: &Store,
-    image: &str,
-    attempt: &str,
-    resources: Resources,
-) -> Result<Task, RenderError> {
+/// The task, and the container path of its output directory.
+pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), RenderError> {
     let plan = job.plan;
-    let mut mapping = PathMapping {
-        output_dir: OUT_DIR.to_owned(),
-        ..PathMapping::default()
-    };
+    let layout = Layout::of(job, spec);
     let mut inputs = Vec::new();
     let mut tags = BTreeMap::from([
         (TAG_KEY.to_owned(), job.key.clone()),
-        (TAG_ATTEMPT.to_owned(), attempt.to_owned()),
-        (TAG_IMAGE.to_owned(), image.to_owned()),
+        (TAG_ATTEMPT.to_owned(), spec.attempt.to_owned()),
+        (TAG_IMAGE.to_owned(), spec.image.to_owned()),
     ]);
     for input in &job.inputs {
         let planned = &plan.inputs[input.index];
-        let path = input_path(input.index, &planned.given, planned.source);
-        mapping.inputs.insert(input.index, path.clone());
         inputs.push(Input {
             name: Some(planned.role.clone()),
-            url: Some(store.cas_url(&input.digest).to_string()),
-            path,
+            url: Some(spec.store.cas_url(&input.digest).to_string()),
+            path: layout.input_paths[&input.index].clone(),
             file_type: FileType::File,
             ..Input::default()
         });
@@ -77,34 +175,72 @@ pub fn build_task(
             format!("{}:{}", planned.role, input.digest),
         );
     }
-    let mut command = vec!["bb".to_owned()];
-    command.extend(plan.render_argv(&mapping)?);
-    let out_url = store.url_for_relative(&format!("runs/{}/{attempt}/out", job.key));
-    Ok(Task {
+    let mut bb_argv = vec![spec.side.bb.clone()];
+    let mut rendered = plan.render_argv(&layout.mapping)?.into_iter();
+    // The executor's CRS goes right after the (sub)command, where both grammars take it.
+    bb_argv.extend(rendered.next());
+    if let Some(crs) = &spec.side.crs {
+        bb_argv.extend(["-c".to_owned(), crs.clone()]);
+    }
+    bb_argv.extend(rendered);
+    let command = match spec.engine {
+        Engine::ReferenceWorker => bb_argv,
+        Engine::Generic => {
+            let mut wrapped = vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                WRAPPER.to_owned(),
+                "bb-remote".to_owned(),
+                layout.out_dir.clone(),
+                META_DIR.to_owned(),
+            ];
+            wrapped.extend(bb_argv);
+            wrapped
+        }
+    };
+    let run_url = |what: &str| {
+        spec.store
+            .url_for_relative(&format!("runs/{}/{}/{what}", job.key, spec.attempt))
+            .to_string()
+    };
+    let task = Task {
         name: Some(format!("bb {}", plan.command)),
         description: Some(format!("bb-remote invocation {}", job.key)),
         inputs,
-        outputs: vec![Output {
-            name: Some("output_dir".into()),
-            url: out_url.to_string(),
-            path: OUT_DIR.to_owned(),
-            file_type: FileType::Directory,
-            ..Output::default()
-        }],
-        resources: Some(resources),
+        outputs: vec![
+            Output {
+                name: Some("output_dir".into()),
+                url: run_url("out"),
+                path: layout.out_dir.clone(),
+                file_type: FileType::Directory,
+                ..Output::default()
+            },
+            Output {
+                name: Some("bb-remote_meta".into()),
+                url: run_url("meta"),
+                path: META_DIR.to_owned(),
+                file_type: FileType::Directory,
+                ..Output::default()
+            },
+        ],
+        resources: Some(spec.resources.clone()),
         executors: vec![Executor {
-            image: image.to_owned(),
+            image: spec.image.to_owned(),
             command,
-            workdir: Some(WORK_DIR.to_owned()),
-            stdout: plan
-                .stdout_file
-                .as_ref()
-                .map(|name| format!("{OUT_DIR}/{name}")),
+            workdir: Some(layout.workdir),
+            // A command that answers on stdout (`msgpack run`) gets it as an output file.
+            stdout: Some(match &plan.stdout_file {
+                Some(name) => format!("{}/{name}", layout.out_dir),
+                None => format!("{META_DIR}/stdout"),
+            }),
+            stderr: Some(format!("{META_DIR}/stderr")),
+            env: spec.env.clone(),
             ..Executor::default()
         }],
         tags,
         ..Task::default()
-    })
+    };
+    Ok((task, layout.out_dir))
 }
 
 #[cfg(test)]
@@ -125,6 +261,19 @@ mod tests {
             required: true,
             versions: None,
         }
+    }
+
+    /// `<command> -b <input 0> -w <input 1> -o <output dir>`
+    fn b_w_o_argv(command: &str) -> Vec<ArgTemplate> {
+        vec![
+            ArgTemplate::Literal(command.into()),
+            ArgTemplate::Literal("-b".into()),
+            ArgTemplate::Input(0),
+            ArgTemplate::Literal("-w".into()),
+            ArgTemplate::Input(1),
+            ArgTemplate::Literal("-o".into()),
+            ArgTemplate::OutputDir,
+        ]
     }
 
     #[test]
@@ -148,15 +297,7 @@ mod tests {
                 source: InputSource::Flag,
                 created_by_bb: false,
             },
-            argv: vec![
-                ArgTemplate::Literal("prove_tube".into()),
-                ArgTemplate::Literal("-b".into()),
-                ArgTemplate::Input(0),
-                ArgTemplate::Literal("-w".into()),
-                ArgTemplate::Input(1),
-                ArgTemplate::Literal("-o".into()),
-                ArgTemplate::OutputDir,
-            ],
+            argv: b_w_o_argv("prove_tube"),
             dropped: vec!["-c".into(), "/crs".into()],
             stdout_file: None,
         };
@@ -174,7 +315,10 @@ mod tests {
                 .collect(),
         };
         let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
-        let task = build_task(&job, &store, "bb", "att", Resources::default()).unwrap();
+        let side = RemoteSide::default();
+        let (task, out) =
+            build_task(&job, &spec(&store, &side, None, Engine::ReferenceWorker)).unwrap();
+        assert_eq!(out, OUT_DIR);
         assert_eq!(
             task.executors[0].command,
             [
@@ -200,5 +344,132 @@ mod tests {
             format!("file:///srv/store/runs/{}/att/out", job.key)
         );
         assert!(!task.executors[0].command.iter().any(|a| a == "-c"));
+        assert_eq!(task.outputs[1].path, META_DIR);
+        assert_eq!(
+            task.executors[0].stdout.as_deref(),
+            Some("/bb-remote/meta/stdout")
+        );
+    }
+
+    fn spec<'a>(
+        store: &'a Store,
+        side: &'a RemoteSide,
+        cwd: Option<&'a Path>,
+        engine: Engine,
+    ) -> TaskSpec<'a> {
+        TaskSpec {
+            store,
+            image: "img",
+            attempt: "att",
+            resources: Resources::default(),
+            side,
+            env: BTreeMap::from([("BB_VERBOSE".to_owned(), "1".to_owned())]),
+            cwd,
+            engine,
+        }
+    }
+
+    /// `prove -b p.json -w w.gz -o out` in /home/me: the caller's paths and spelling.
+    fn caller_plan() -> Plan {
+        let mut bytecode = input("bytecode", "p.json", InputSource::Flag);
+        bytecode.path = "/home/me/p.json".into();
+        let mut witness = input("witness", "/data/w.gz", InputSource::Flag);
+        witness.path = "/data/w.gz".into();
+        Plan {
+            plan_version: PLAN_VERSION,
+            generation: Generation::Modern,
+            command: "prove".into(),
+            inputs: vec![bytecode, witness],
+            output_dir: PlanOutputDir {
+                given: "out".into(),
+                path: "/home/me/out".into(),
+                source: InputSource::Flag,
+                created_by_bb: true,
+            },
+            argv: b_w_o_argv("prove"),
+            dropped: vec![],
+            stdout_file: None,
+        }
+    }
+
+    fn job_of(plan: &Plan) -> Job<'_> {
+        Job {
+            plan,
+            key: "k".repeat(64),
+            inputs: (0..plan.inputs.len())
+                .map(|index| JobInput {
+                    index,
+                    local: "/l".into(),
+                    digest: Digest::of_bytes(b"x"),
+                    size: 1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_generic_engine_gets_the_callers_paths_a_wrapper_and_the_executor_side() {
+        let plan = caller_plan();
+        let job = job_of(&plan);
+        let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
+        let side = RemoteSide {
+            bb: "/usr/src/barretenberg/cpp/build/bin/bb".into(),
+            crs: Some("/crs".into()),
+            ..RemoteSide::default()
+        };
+        let cwd = Path::new("/home/me");
+        let (task, out) =
+            build_task(&job, &spec(&store, &side, Some(cwd), Engine::Generic)).unwrap();
+        assert_eq!(out, "/home/me/out");
+        let exec = &task.executors[0];
+        assert_eq!(exec.command[..2], ["/bin/sh", "-c"]);
+        assert_eq!(
+            exec.command[4..],
+            [
+                "/home/me/out",
+                META_DIR,
+                "/usr/src/barretenberg/cpp/build/bin/bb",
+                "prove",
+                "-c",
+                "/crs",
+                "-b",
+                "p.json",
+                "-w",
+                "/data/w.gz",
+                "-o",
+                "out"
+            ]
+        );
+        assert_eq!(exec.workdir.as_deref(), Some("/home/me"));
+        assert_eq!(exec.env["BB_VERBOSE"], "1");
+        assert_eq!(task.inputs[0].path, "/home/me/p.json");
+        assert_eq!(task.inputs[1].path, "/data/w.gz");
+        assert_eq!(task.outputs[0].path, "/home/me/out");
+    }
+
+    #[test]
+    fn unusable_caller_paths_fall_back_to_the_fixed_layout() {
+        let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
+        let side = RemoteSide::default();
+        for (witness, cwd) in [
+            ("/data/my witness.gz", "/home/me"),
+            ("/etc/w.gz", "/home/me"),
+            ("/data/w.gz", "/usr/local/work"),
+            ("/data/../w.gz", "/home/me"),
+            ("/home/me/out", "/home/me"),
+        ] {
+            let mut plan = caller_plan();
+            plan.inputs[1].path = witness.into();
+            plan.inputs[1].given = witness.into();
+            let job = job_of(&plan);
+            let cwd = Path::new(cwd);
+            let (task, out) =
+                build_task(&job, &spec(&store, &side, Some(cwd), Engine::Generic)).unwrap();
+            assert_eq!(out, OUT_DIR, "{witness} in {}", cwd.display());
+            assert_eq!(
+                task.inputs[1].path,
+                "/bb-remote/in/1/".to_owned() + witness.rsplit('/').next().unwrap()
+            );
+        }
     }
 }

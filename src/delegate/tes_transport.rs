@@ -16,19 +16,25 @@
 //! or an operator cancelled it) is submitted again, once, as this caller's own.
 mod reuse;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 
 use super::error::DelegateError;
+use super::remote_side::RemoteSide;
 use super::signals::Signals;
-use super::task::{build_task, OUT_DIR, TAG_ATTEMPT, TAG_IMAGE, TAG_KEY};
+use super::task::{build_task, Engine, TaskSpec, TAG_ATTEMPT, TAG_IMAGE, TAG_KEY};
+use super::task_result::result_of;
 use super::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
 use super::wait;
 use crate::store::{Digest, Store};
 use crate::tes::client::{ListQuery, TesClient};
 use crate::tes::types::{Resources, State, Task, View};
+
+/// The reference worker's service-info id (see `worker/api.rs`).
+const REFERENCE_WORKER_ID: &str = "dev.bb-remote.worker";
 
 /// Files hashed and uploaded at once.
 const UPLOAD_PARALLELISM: usize = 4;
@@ -49,6 +55,14 @@ pub struct TesTransport {
     /// The task this caller created (never one it reused), for [`Transport::abandon`]
     /// when a signal or the whole-call timeout drops `execute` part way.
     pub created: Option<String>,
+    /// bb, CRS and forwarded variables on the remote side.
+    pub side: RemoteSide,
+    /// `executor.env`: the allowlisted variables that are set.
+    pub env: BTreeMap<String, String>,
+    /// The caller's working directory (its paths become the container's where possible).
+    pub cwd: Option<PathBuf>,
+    /// Which kind of engine the backend is: asked at the start of `execute`.
+    pub engine: Engine,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -91,6 +105,10 @@ impl Transport for TesTransport {
                 .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?,
         };
         let started = Instant::now();
+        self.engine = self.ask_engine().await?;
+        let out_dir = build_task(job, &self.spec(&self.attempt))
+            .map_err(|e| DelegateError::Io(format!("building the task: {e}")))?
+            .1;
         let mut task = self.task_for(job, &self.attempt)?;
         let mut submitted = self.submit(job, &task, true).await?;
         tracing::debug!(
@@ -147,7 +165,15 @@ impl Transport for TesTransport {
         tracing::debug!(ms = ms(started), "task ended");
         let full = self.client.get_task(&submitted.id, View::Full).await?;
         tracing::debug!(ms = ms(started), "task result read");
-        result_of(&submitted.id, state, &full)
+        result_of(
+            &self.store,
+            &submitted.id,
+            state,
+            &full,
+            self.engine,
+            &out_dir,
+        )
+        .await
     }
 
     async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
@@ -171,14 +197,36 @@ impl Transport for TesTransport {
 impl TesTransport {
     /// The task this shim creates for `job` under `attempt`.
     fn task_for(&self, job: &Job<'_>, attempt: &str) -> Result<Task, DelegateError> {
-        build_task(
-            job,
-            &self.store,
-            &self.image,
+        build_task(job, &self.spec(attempt))
+            .map(|(task, _)| task)
+            .map_err(|e| DelegateError::Io(format!("building the task: {e}")))
+    }
+
+    fn spec<'a>(&'a self, attempt: &'a str) -> TaskSpec<'a> {
+        TaskSpec {
+            store: &self.store,
+            image: &self.image,
             attempt,
-            self.resources.clone(),
-        )
-        .map_err(|e| DelegateError::Io(format!("building the task: {e}")))
+            resources: self.resources.clone(),
+            side: &self.side,
+            env: self.env.clone(),
+            cwd: self.cwd.as_deref(),
+            engine: self.engine,
+        }
+    }
+
+    /// The reference worker says so in its service-info; anything else, including a
+    /// backend without service-info, is a generic engine.
+    async fn ask_engine(&self) -> Result<Engine, DelegateError> {
+        match self.client.service_info().await {
+            Ok(info) if info.id == REFERENCE_WORKER_ID => Ok(Engine::ReferenceWorker),
+            Ok(_) => Ok(Engine::Generic),
+            Err(err) if err.is_retryable() => Err(err.into()),
+            Err(err) => {
+                tracing::debug!(error = %err, "no usable service-info; a generic TES engine");
+                Ok(Engine::Generic)
+            }
+        }
     }
 
     /// Create `task`, or find the one already created for this invocation (any
@@ -283,60 +331,4 @@ impl TesTransport {
 /// Milliseconds since `since`, for the phase timings at debug level.
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
-}
-
-/// The caller-visible result of a finished task (FULL view).
-fn result_of(id: &str, state: State, task: &Task) -> Result<RemoteResult, DelegateError> {
-    let log = task.logs.last();
-    match state {
-        State::Complete | State::ExecutorError => {}
-        State::SystemError => {
-            let why = log.map(|l| l.system_logs.join("; ")).unwrap_or_default();
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id} failed on the backend (SYSTEM_ERROR): {why}"
-            )));
-        }
-        other => {
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id} ended {other} without running bb to completion"
-            )))
-        }
-    }
-    let bad = |why: String| DelegateError::BadOutputs(format!("task {id}: {why}"));
-    let log = log.ok_or_else(|| bad("no task log".into()))?;
-    let exec = log
-        .logs
-        .last()
-        .ok_or_else(|| bad("no executor log".into()))?;
-    let mut outputs = Vec::new();
-    for file in &log.outputs {
-        let name = file
-            .path
-            .strip_prefix(OUT_DIR)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .ok_or_else(|| bad(format!("output {:?} is outside {OUT_DIR}", file.path)))?;
-        let digest_hex = log
-            .metadata
-            .get(&format!("sha256:{}", file.path))
-            .ok_or_else(|| bad(format!("no sha256 recorded for output {}", file.path)))?;
-        let digest = digest_hex
-            .parse::<Digest>()
-            .map_err(|e| bad(format!("output {}: {e}", file.path)))?;
-        let size = file
-            .size_bytes
-            .parse::<u64>()
-            .map_err(|_| bad(format!("output {}: bad size_bytes", file.path)))?;
-        outputs.push(RemoteOutput {
-            name: name.to_owned(),
-            digest,
-            size,
-            location: file.url.clone(),
-        });
-    }
-    Ok(RemoteResult {
-        exit_code: exec.exit_code,
-        stdout: exec.stdout.clone().unwrap_or_default().into_bytes(),
-        stderr: exec.stderr.clone().unwrap_or_default().into_bytes(),
-        outputs,
-    })
 }

@@ -40,6 +40,19 @@ pub fn check_config(env: &Env) -> Check {
             .with_details(details);
         }
     };
+    let side = &settings.remote_side;
+    details.push(format!(
+        "remote side: bb {}; CRS {}; forwarded when set: {}",
+        side.bb,
+        side.crs
+            .as_deref()
+            .map_or("from the engine (no -c)".to_owned(), |c| format!("-c {c}")),
+        if side.forward_env.is_empty() {
+            "none".to_owned()
+        } else {
+            side.forward_env.join(",")
+        }
+    ));
     let mode = match (&settings.backend, env.get(env_vars::BACKEND)) {
         (Some(_), Some(url)) => format!("delegating to {}", Redacted(url)),
         _ => format!(

@@ -1,0 +1,293 @@
+//! Reading a finished task's result, on any TES engine.
+//!
+//! What is verified, and against what:
+//! - every output file's SHA-256 and size, after download, against the task log's
+//!   `sha256:<path>` metadata when present (the reference worker records it), else
+//!   against the `sha256sums` manifest the task itself wrote next to the outputs
+//!   (generic engines; see `task.rs`). An output named by neither is refused, and so
+//!   is a manifest entry the engine did not upload;
+//! - bb's stdout and stderr come whole and byte-exact from the files the engine wrote
+//!   (`Executor.stdout`/`stderr` in [`META_DIR`]), their size checked against the
+//!   task log (and their digest, when the metadata has one). Only when the reference
+//!   worker did not upload them (bb failed there) does the log's tail stand in;
+//! - the exit code is the executor's (reference worker) or the one the task wrote
+//!   (generic engines, whose executor always exits 0 so that outputs are uploaded).
+//!
+//! Integrity, not authenticity: a backend that lies consistently is trusted.
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use super::error::DelegateError;
+use super::task::{Engine, META_DIR};
+use super::transport::{RemoteOutput, RemoteResult};
+use crate::store::{Digest, Store};
+use crate::tes::types::{OutputFileLog, State, Task};
+
+/// Largest stdout or stderr accepted from a task (bb prints kilobytes).
+const MAX_STREAM_BYTES: u64 = 256 << 20;
+/// Largest manifest accepted (a few lines per output file).
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// The caller-visible result of task `id`, finished in `state` (FULL view).
+pub async fn result_of(
+    store: &Store,
+    id: &str,
+    state: State,
+    task: &Task,
+    engine: Engine,
+    out_dir: &str,
+) -> Result<RemoteResult, DelegateError> {
+    let bad = |why: String| DelegateError::BadOutputs(format!("task {id}: {why}"));
+    let log = task.logs.last();
+    let tail_of = |stream: fn(&crate::tes::types::ExecutorLog) -> &Option<String>| {
+        log.and_then(|l| l.logs.last())
+            .and_then(|e| stream(e).clone())
+            .unwrap_or_default()
+    };
+    match (state, engine) {
+        (State::Complete, _) | (State::ExecutorError, Engine::ReferenceWorker) => {}
+        (State::ExecutorError, Engine::Generic) => {
+            return Err(DelegateError::TaskFailed(format!(
+                "task {id}: the executor's shell failed before bb's exit code was recorded \
+                 (does the image have /bin/sh, find and sha256sum?): {}",
+                tail_of(|e| &e.stderr).trim_end()
+            )));
+        }
+        (State::SystemError, _) => {
+            let why = log.map(|l| l.system_logs.join("; ")).unwrap_or_default();
+            return Err(DelegateError::TaskFailed(format!(
+                "task {id} failed on the backend (SYSTEM_ERROR): {why}"
+            )));
+        }
+        (other, _) => {
+            return Err(DelegateError::TaskFailed(format!(
+                "task {id} ended {other} without running bb to completion"
+            )))
+        }
+    }
+    let log = log.ok_or_else(|| bad("no task log".into()))?;
+    let exec = log
+        .logs
+        .last()
+        .ok_or_else(|| bad("no executor log".into()))?;
+
+    let mut meta = BTreeMap::new();
+    let mut files = Vec::new();
+    for file in &log.outputs {
+        if let Some(name) = relative(&file.path, META_DIR) {
+            meta.insert(name.to_owned(), file);
+        } else if let Some(name) = relative(&file.path, out_dir) {
+            files.push((name.to_owned(), file));
+        } else {
+            return Err(bad(format!(
+                "output {:?} is outside {out_dir} and {META_DIR}",
+                file.path
+            )));
+        }
+    }
+    let recorded = |file: &OutputFileLog| -> Result<Option<Digest>, DelegateError> {
+        log.metadata
+            .get(&format!("sha256:{}", file.path))
+            .map(|hex| {
+                hex.parse::<Digest>()
+                    .map_err(|e| bad(format!("output {}: {e}", file.path)))
+            })
+            .transpose()
+    };
+    let read_meta = |name: &'static str, limit: u64| {
+        let file = meta.get(name).copied();
+        async move {
+            let Some(file) = file else {
+                return Ok(None);
+            };
+            read_whole(store, file, recorded(file)?, limit)
+                .await
+                .map(Some)
+        }
+    };
+
+    let exit_code = match engine {
+        Engine::ReferenceWorker => exec.exit_code,
+        Engine::Generic => {
+            let text = read_meta("exit_code", 64)
+                .await?
+                .ok_or_else(|| bad("the task recorded no exit code".into()))?;
+            String::from_utf8_lossy(&text)
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| bad(format!("exit code file holds {text:?}")))?
+        }
+    };
+    let stdout = match read_meta("stdout", MAX_STREAM_BYTES).await? {
+        Some(bytes) => bytes,
+        None => tail_of(|e| &e.stdout).into_bytes(),
+    };
+    let stderr = match read_meta("stderr", MAX_STREAM_BYTES).await? {
+        Some(bytes) => bytes,
+        None => tail_of(|e| &e.stderr).into_bytes(),
+    };
+
+    // A failed bb's partial files are not results (the reference worker does not
+    // even upload them).
+    let mut outputs = Vec::new();
+    if exit_code == 0 || engine == Engine::ReferenceWorker {
+        let manifest = match (engine, read_meta("sha256sums", MAX_MANIFEST_BYTES).await?) {
+            (_, Some(text)) => Some(parse_manifest(&text).map_err(&bad)?),
+            (Engine::Generic, None) => {
+                let why = read_meta("manifest.err", MAX_MANIFEST_BYTES)
+                    .await?
+                    .unwrap_or_default();
+                return Err(bad(format!(
+                    "the task wrote no output manifest: {}",
+                    String::from_utf8_lossy(&why).trim_end()
+                )));
+            }
+            (Engine::ReferenceWorker, None) => None,
+        };
+        for (name, file) in &files {
+            let digest = match (recorded(file)?, &manifest) {
+                (Some(digest), _) => digest,
+                (None, Some(manifest)) => *manifest
+                    .get(name.as_str())
+                    .ok_or_else(|| bad(format!("output {} is not in the manifest", file.path)))?,
+                (None, None) => {
+                    return Err(bad(format!("no sha256 recorded for output {}", file.path)))
+                }
+            };
+            outputs.push(RemoteOutput {
+                name: name.clone(),
+                digest,
+                size: size_of(file).map_err(&bad)?,
+                location: file.url.clone(),
+            });
+        }
+        if let Some(manifest) = &manifest {
+            if let Some(missing) = manifest
+                .keys()
+                .find(|m| !files.iter().any(|(name, _)| name == *m))
+            {
+                return Err(bad(format!(
+                    "{missing} is in the task's manifest but was not uploaded"
+                )));
+            }
+        }
+    }
+    Ok(RemoteResult {
+        exit_code,
+        stdout,
+        stderr,
+        outputs,
+    })
+}
+
+/// `path` relative to the directory `dir`, if inside it.
+fn relative<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    path.strip_prefix(dir.trim_end_matches('/'))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !rest.is_empty())
+}
+
+fn size_of(file: &OutputFileLog) -> Result<u64, String> {
+    file.size_bytes
+        .parse::<u64>()
+        .map_err(|_| format!("output {}: bad size_bytes {:?}", file.path, file.size_bytes))
+}
+
+/// A whole small file from the store: at most `limit` bytes, the size the task log
+/// gives, and the digest when one was recorded.
+async fn read_whole(
+    store: &Store,
+    file: &OutputFileLog,
+    digest: Option<Digest>,
+    limit: u64,
+) -> Result<Vec<u8>, DelegateError> {
+    let bad = |why: String| DelegateError::BadOutputs(format!("{}: {why}", file.path));
+    let size = size_of(file).map_err(&bad)?;
+    if size > limit {
+        return Err(bad(format!("{size} bytes, more than the {limit} accepted")));
+    }
+    let key = store.key_for_url(&file.url)?;
+    let mut body = store
+        .object_store()
+        .get(&key)
+        .await
+        .map_err(|e| crate::store::StoreError::from_store(&key, e))?
+        .into_stream();
+    let mut bytes = Vec::with_capacity(size as usize);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| crate::store::StoreError::from_store(&key, e))?;
+        if (bytes.len() + chunk.len()) as u64 > size {
+            return Err(bad(format!(
+                "longer than the {size} bytes the task log gives"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() as u64 != size {
+        return Err(bad(format!(
+            "{} bytes, the task log gives {size}",
+            bytes.len()
+        )));
+    }
+    if let Some(expected) = digest {
+        let actual = Digest::of_bytes(&bytes);
+        if actual != expected {
+            return Err(bad(format!("sha256 {actual}, recorded {expected}")));
+        }
+    }
+    Ok(bytes)
+}
+
+/// `sha256sum` output run in the output directory: `<hex>  ./<name>` per line. A name
+/// sha256sum had to escape (newline or backslash) is refused rather than unescaped.
+fn parse_manifest(text: &[u8]) -> Result<BTreeMap<String, Digest>, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "the output manifest is not UTF-8")?;
+    let mut entries = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let parsed = line
+            .split_once("  ")
+            .or_else(|| line.split_once(" *"))
+            .filter(|(hex, _)| !hex.starts_with('\\'));
+        let Some((hex, name)) = parsed else {
+            return Err(format!("bad output manifest line {line:?}"));
+        };
+        let digest = hex
+            .parse::<Digest>()
+            .map_err(|e| format!("output manifest line {line:?}: {e}"))?;
+        let name = name.strip_prefix("./").unwrap_or(name);
+        entries.insert(name.to_owned(), digest);
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_lines_name_files_relative_to_the_output_directory() {
+        let p = Digest::of_bytes(b"P");
+        let v = Digest::of_bytes(b"V");
+        let text = format!("{p}  ./proof\n{v}  ./sub/vk\n");
+        let parsed = parse_manifest(text.as_bytes()).unwrap();
+        assert_eq!(parsed["proof"], p);
+        assert_eq!(parsed["sub/vk"], v);
+        for bad in [
+            "nothex  ./proof\n".to_owned(),
+            format!("\\{p}  ./a\\nb\n"),
+            "just one field\n".to_owned(),
+        ] {
+            assert!(parse_manifest(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_is_by_component() {
+        assert_eq!(relative("/o/proof", "/o"), Some("proof"));
+        assert_eq!(relative("/o/a/b", "/o/"), Some("a/b"));
+        assert_eq!(relative("/ox/proof", "/o"), None);
+        assert_eq!(relative("/o", "/o"), None);
+    }
+}
