@@ -6,6 +6,7 @@ mod funnel;
 mod grammar;
 mod msgpack;
 mod passthrough;
+mod real_stores;
 mod record;
 mod store;
 mod support;

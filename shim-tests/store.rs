@@ -32,7 +32,7 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// The behaviour every backend must show; each backend test calls this.
-async fn conformance(store: &Store) {
+pub(crate) async fn conformance(store: &Store) {
     let work = tempfile::tempdir().unwrap();
     let witness = write(work.path(), "witness.gz", &pattern(70_000, 1));
 

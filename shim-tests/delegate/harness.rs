@@ -10,6 +10,8 @@ use crate::worker::harness::{Scratch as WorkerScratch, WorkerProc};
 pub enum StoreKind {
     File,
     S3(S3Server),
+    /// Any store URL with the variables that reach it (Azurite, fake-gcs-server, ...).
+    Url(String, Vec<(&'static str, String)>),
 }
 
 /// A worker plus the store settings a shim needs to reach it.
@@ -34,6 +36,7 @@ impl Backend {
         let (store_url, store_env, s3) = match kind {
             StoreKind::File => (worker_scratch.store_url(), Vec::new(), None),
             StoreKind::S3(server) => (server.url(), server.aws_env(), Some(server)),
+            StoreKind::Url(url, env) => (url, env, None),
         };
         let mut args = vec![
             "--store".to_owned(),

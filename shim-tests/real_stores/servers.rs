@@ -1,0 +1,173 @@
+//! Real object-store servers from the test bed, each started inside the calling
+//! thread's network namespace (see `funnel::harness::in_netns`) on its usual port:
+//! Azurite (Azure Blob) and moto with signature checking on (S3, SigV4 verified
+//! against an IAM access key).
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::testbed::testbed;
+
+/// A server process, killed on drop, with the store URL and the variables that reach it.
+pub struct StoreServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Drop for StoreServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin(name: &str) -> std::path::PathBuf {
+    let path = testbed().crs_dir.parent().unwrap().join("bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/testbed",
+        path.display()
+    );
+    path
+}
+
+fn spawn(command: &mut Command, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
+fn wait_port(child: &mut Child, port: u16, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "server exited early ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a Python snippet with the test bed's venv (boto3 is there, for moto).
+fn python(script: &str, args: &[&str]) -> String {
+    let python = testbed().moto_server.parent().unwrap().join("python");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Azurite's well-known development account (public, in Azure's documentation).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Creates a container with one SharedKey-signed `PUT` (object_store cannot).
+const CREATE_CONTAINER: &str = r#"
+import base64, hashlib, hmac, sys, urllib.request
+from email.utils import formatdate
+account, key, container = sys.argv[1], sys.argv[2], sys.argv[3]
+date, version = formatdate(usegmt=True), "2021-08-06"
+# VERB, then 12 standard headers (only Content-Type set), then x-ms-* and the resource.
+to_sign = "PUT\n" + "\n" * 4 + "application/octet-stream\n" + "\n" * 6 \
+    + f"x-ms-date:{date}\nx-ms-version:{version}\n" \
+    + f"/{account}/{account}/{container}\nrestype:container"
+sig = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
+req = urllib.request.Request(f"http://127.0.0.1:10000/{account}/{container}?restype=container",
+    method="PUT", data=b"", headers={"x-ms-date": date, "x-ms-version": version,
+    "Content-Type": "application/octet-stream",
+    "Authorization": f"SharedKey {account}:{sig}"})
+print(urllib.request.urlopen(req, timeout=10).status)
+"#;
+
+/// Azurite's blob service on 127.0.0.1:10000 with container `container`.
+pub fn azurite(container: &str) -> StoreServer {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("azurite.log");
+    let mut child = spawn(
+        Command::new(bin("azurite-blob"))
+            .args(["--blobHost", "127.0.0.1", "--blobPort", "10000", "--silent"])
+            .arg("--location")
+            .arg(dir.path()),
+        &log,
+    );
+    wait_port(&mut child, 10000, &log);
+    let status = python(CREATE_CONTAINER, &[AZURITE_ACCOUNT, AZURITE_KEY, container]);
+    assert_eq!(status.trim(), "201", "creating the container");
+    StoreServer {
+        child,
+        _dir: dir,
+        url: format!("az://{container}/bb"),
+        env: vec![
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT.into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY.into()),
+        ],
+    }
+}
+
+/// Creates an IAM user allowed everything, its access key and the bucket, while moto
+/// still lets requests through unchecked (`INITIAL_NO_AUTH_ACTION_COUNT`).
+const IAM_SETUP: &str = r#"
+import json, sys, boto3
+endpoint, bucket = sys.argv[1], sys.argv[2]
+kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+iam = boto3.client("iam", **kw)
+iam.create_user(UserName="prover")
+iam.put_user_policy(UserName="prover", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="prover")["AccessKey"]
+boto3.client("s3", **kw).create_bucket(Bucket=bucket)
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+
+/// moto on 127.0.0.1:5000 that verifies every request's SigV4 signature against the
+/// secret of an IAM access key it issued (after the four setup requests).
+pub fn sigv4_s3(bucket: &str) -> StoreServer {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("moto.log");
+    let mut child = spawn(
+        Command::new(&testbed().moto_server)
+            .args(["-H", "127.0.0.1", "-p", "5000"])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "4"),
+        &log,
+    );
+    wait_port(&mut child, 5000, &log);
+    let endpoint = "http://127.0.0.1:5000";
+    let keys = python(IAM_SETUP, &[endpoint, bucket]);
+    let (id, secret) = keys.trim().split_once(' ').expect("key id and secret");
+    StoreServer {
+        child,
+        _dir: dir,
+        url: format!("s3://{bucket}/bb"),
+        env: vec![
+            ("AWS_ENDPOINT", endpoint.into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", id.into()),
+            ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ],
+    }
+}
