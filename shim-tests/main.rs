@@ -1,3 +1,7 @@
+#![expect(
+    unreachable_pub,
+    reason = "every module here is private to this test binary; `pub` only shares helpers between them"
+)]
 pub mod delegate;
 mod dockerfile;
 mod docs;

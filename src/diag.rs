@@ -14,7 +14,7 @@ static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
 
 /// Remember the secrets of this process's configuration (once; later calls are
 /// ignored, as one process serves one configuration).
-pub fn init(env: &Env) {
+pub(crate) fn init(env: &Env) {
     let _ = SECRETS.set(crate::redact::secrets(env));
 }
 
@@ -32,28 +32,33 @@ fn emit(line: &str) {
 }
 
 /// `bb-remote: error: <err>`, the shim's one error line.
-pub fn error(err: &dyn Display) {
+pub(crate) fn error(err: &dyn Display) {
     emit(&format!("bb-remote: error: {err}"));
 }
 
 /// `bb-remote: warning: <msg>`.
-pub fn warning(msg: &dyn Display) {
+pub(crate) fn warning(msg: &dyn Display) {
     emit(&format!("bb-remote: warning: {msg}"));
 }
 
 /// `bb-remote: <msg>`: progress the operator sees (inputs uploaded, task states).
-pub fn note(msg: &dyn Display) {
+pub(crate) fn note(msg: &dyn Display) {
     emit(&format!("bb-remote: {msg}"));
+}
+
+/// A line already prefixed by its writer (`bb-remote: replay: ...`), as is.
+pub(crate) fn line(text: &dyn Display) {
+    emit(&text.to_string());
 }
 
 /// A tracing writer: collects one formatted event, then writes it scrubbed to stderr.
 #[derive(Default)]
-pub struct ScrubbedStderr {
+pub(crate) struct ScrubbedStderr {
     buf: Vec<u8>,
 }
 
 impl ScrubbedStderr {
-    pub fn make() -> Self {
+    pub(crate) fn make() -> Self {
         Self::default()
     }
 }

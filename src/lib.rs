@@ -23,21 +23,20 @@
 //!   being recorded, and to stop the msgpack server's native child (`doctor` checks a
 //!   libbb through `native`'s loader);
 //! - [`msgpack`]: `prctl(PR_SET_PDEATHSIG)` on the serving shim, as bb sets it.
-#![warn(clippy::print_stdout)]
 
 pub mod config;
 pub mod delegate;
-pub mod diag;
+pub(crate) mod diag;
 pub mod doctor;
 pub mod env_vars;
-pub mod error;
+pub(crate) mod error;
 pub mod exit;
 pub mod grammar;
 pub mod logging;
 pub mod msgpack;
 pub mod native;
 pub mod record;
-pub mod redact;
+pub(crate) mod redact;
 pub mod route;
 pub mod shim;
 pub mod store;

@@ -36,7 +36,7 @@ impl fmt::Display for Redacted<'_> {
 }
 
 /// How a variable's value may be shown in a message: tokens never, URLs redacted.
-pub fn shown_value(name: &str, value: &str) -> String {
+pub(crate) fn shown_value(name: &str, value: &str) -> String {
     if name == v::TOKEN || name == v::WORKER_TOKEN {
         "(hidden)".to_owned()
     } else {
@@ -46,7 +46,7 @@ pub fn shown_value(name: &str, value: &str) -> String {
 
 /// The secrets in this configuration (tokens, URL passwords), for scrubbing text the
 /// shim did not format itself (errors of libraries that print a request URL).
-pub fn secrets(env: &Env) -> Vec<String> {
+pub(crate) fn secrets(env: &Env) -> Vec<String> {
     let mut out: Vec<String> = [v::TOKEN, v::WORKER_TOKEN]
         .iter()
         .filter_map(|name| env.get(name))
@@ -72,7 +72,7 @@ pub fn secrets(env: &Env) -> Vec<String> {
 }
 
 /// `text` with every secret replaced by `***`.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_owned(), |acc, secret| {
         acc.replace(secret.as_str(), "***")
     })

@@ -26,6 +26,10 @@ enum Command {
     Doctor(bb_remote::doctor::DoctorArgs),
 }
 
+#[expect(
+    clippy::print_stderr,
+    reason = "the operator tool's one error line; its subcommands report through the library"
+)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -90,10 +90,10 @@ impl Transport for TesTransport {
         }
         // The operator's view of what moved; printed here, not by the driver, because
         // only this transport uploads (replay must add nothing to bb's stderr).
-        eprintln!(
-            "bb-remote: inputs: {} files, {} bytes; uploaded {} files, {} bytes",
+        crate::diag::note(&format_args!(
+            "inputs: {} files, {} bytes; uploaded {} files, {} bytes",
             stats.files, stats.bytes, stats.files_sent, stats.bytes_sent
-        );
+        ));
         Ok((outcomes.iter().map(|o| (o.digest, o.size)).collect(), stats))
     }
 
@@ -134,10 +134,10 @@ impl Transport for TesTransport {
                 // in. Run it as our own, once; a second cancellation is final.
                 Ok(State::Canceled) if !resubmitted => {
                     resubmitted = true;
-                    eprintln!(
-                        "bb-remote: task {} was cancelled by someone else; submitting it again",
+                    crate::diag::note(&format_args!(
+                        "task {} was cancelled by someone else; submitting it again",
                         submitted.id
-                    );
+                    ));
                     task = self.task_for(job, &format!("{}-r", self.attempt))?;
                     submitted = self.submit(job, &task, false).await?;
                     if submitted.created {
@@ -152,10 +152,10 @@ impl Transport for TesTransport {
                     let cancel = submitted.created && !matches!(err, DelegateError::Unavailable(_));
                     if cancel {
                         if let Err(e) = self.client.cancel_task(&submitted.id).await {
-                            eprintln!(
-                                "bb-remote: warning: could not cancel task {}: {e}",
+                            crate::diag::warning(&format_args!(
+                                "could not cancel task {}: {e}",
                                 submitted.id
-                            );
+                            ));
                         }
                     }
                     return Err(err);
@@ -242,10 +242,10 @@ impl TesTransport {
         tracing::debug!(ms = ms(began), "looked for a live task");
         if let Some(found) = found {
             if !found.created {
-                eprintln!(
-                    "bb-remote: reusing live task {} for the same invocation",
+                crate::diag::note(&format_args!(
+                    "reusing live task {} for the same invocation",
                     found.id
-                );
+                ));
             }
             return Ok(found);
         }
@@ -310,7 +310,9 @@ impl TesTransport {
             let id = candidate.id.unwrap_or_default();
             let full = self.client.get_task(&id, View::Full).await?;
             let Some(attempt) = reuse::attempt_of(&full) else {
-                eprintln!("bb-remote: warning: not reusing task {id}: it has no valid attempt tag");
+                crate::diag::warning(&format_args!(
+                    "not reusing task {id}: it has no valid attempt tag"
+                ));
                 continue;
             };
             let expected = self.task_for(job, attempt)?;
@@ -319,9 +321,9 @@ impl TesTransport {
                     let created = Some(&attempt.to_owned()) == our_attempt;
                     return Ok(Some(Submitted { id, created }));
                 }
-                Err(why) => eprintln!(
-                    "bb-remote: warning: not reusing task {id}, which carries this invocation's key: {why}"
-                ),
+                Err(why) => crate::diag::warning(&format_args!(
+                    "not reusing task {id}, which carries this invocation's key: {why}"
+                )),
             }
         }
         Ok(None)

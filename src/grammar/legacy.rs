@@ -16,7 +16,7 @@ use super::legacy_table::{command, GLOBAL};
 use super::table::{CommandSpec, Reads};
 
 /// Parse `args` (bb's argv without the program name) the way legacy `main()` does.
-pub fn parse(args: &[String]) -> Parsed {
+pub(super) fn parse(args: &[String]) -> Parsed {
     let Some(name) = args.first() else {
         return Parsed::NoCommand;
     };

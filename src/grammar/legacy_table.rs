@@ -75,7 +75,7 @@ const fn file(default: &'static str) -> Reads {
 
 /// `prove_tube`'s inputs: files inside `-o`, named differently per release
 /// (docs/bb-grammar.md §1). A plan lists every candidate as optional.
-pub static TUBE_INPUTS: &[ImplicitInput] = &[
+pub(super) static TUBE_INPUTS: &[ImplicitInput] = &[
     ImplicitInput {
         role: "tube_client_ivc_proof",
         file: "client_ivc_proof",

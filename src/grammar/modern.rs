@@ -24,7 +24,7 @@ pub const EXTRAS_ERROR: u8 = 109;
 pub const ARGUMENT_MISMATCH: u8 = 114;
 
 /// Parse `args` (bb's argv without the program name) as CLI11 would.
-pub fn parse(args: &[String], env: &Env) -> Parsed {
+pub(super) fn parse(args: &[String], env: &Env) -> Parsed {
     if args.is_empty() {
         return Parsed::NoCommand;
     }

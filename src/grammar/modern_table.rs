@@ -166,7 +166,7 @@ const ALL: &str = "0.77.0-5.x";
 
 /// 0.77-2.x `prove_tube`: the ClientIVC proof is `<o>/proof` (overwritten by the tube
 /// proof); its vk comes with `-k`, from outside `-o`.
-pub static TUBE_INPUTS: &[ImplicitInput] = &[ImplicitInput {
+pub(super) static TUBE_INPUTS: &[ImplicitInput] = &[ImplicitInput {
     role: "tube_client_ivc_proof",
     file: "proof",
     versions: None,

@@ -95,7 +95,9 @@ impl Delegator {
             Err(Failed::Remote(err))
                 if err.may_fall_back() && self.settings.fallback == Fallback::Native =>
             {
-                eprintln!("bb-remote: warning: {err}; proving with the native bb (BB_REMOTE_FALLBACK=native)");
+                crate::diag::warning(&format_args!(
+                    "{err}; proving with the native bb (BB_REMOTE_FALLBACK=native)"
+                ));
                 Answer::Native(body)
             }
             Err(Failed::Remote(err)) => {
@@ -230,11 +232,11 @@ impl Delegator {
         );
         match self.settings.replay_miss {
             MissPolicy::Native => {
-                eprintln!("{what}; asking the native bb");
+                crate::diag::line(&format_args!("{what}; asking the native bb"));
                 Err(Failed::Replay(None))
             }
             MissPolicy::Remote if self.settings.backend.is_some() => {
-                eprintln!("{what}; running it on the backend");
+                crate::diag::line(&format_args!("{what}; running it on the backend"));
                 Ok(None)
             }
             MissPolicy::Fail | MissPolicy::Remote => {

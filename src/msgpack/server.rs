@@ -66,10 +66,7 @@ pub async fn serve(socket: &Path, settings: &Settings, env: Env) -> u8 {
     let listener = match bind(socket) {
         Ok(l) => l,
         Err(err) => {
-            eprintln!(
-                "bb-remote: error: could not serve {}: {err}",
-                socket.display()
-            );
+            crate::diag::error(&format_args!("could not serve {}: {err}", socket.display()));
             return 1;
         }
     };
@@ -77,7 +74,9 @@ pub async fn serve(socket: &Path, settings: &Settings, env: Env) -> u8 {
         Ok(d) => d,
         Err(err) => {
             let _ = std::fs::remove_file(socket);
-            eprintln!("bb-remote: error: creating a directory for the native bb's socket: {err}");
+            crate::diag::error(&format_args!(
+                "creating a directory for the native bb's socket: {err}"
+            ));
             return 1;
         }
     };
@@ -96,7 +95,7 @@ pub async fn serve(socket: &Path, settings: &Settings, env: Env) -> u8 {
     ) {
         (Ok(i), Ok(t)) => (i, t),
         _ => {
-            eprintln!("bb-remote: error: cannot install signal handlers");
+            crate::diag::error(&"cannot install signal handlers");
             return 1;
         }
     };
@@ -140,7 +139,7 @@ fn on_signal(server: &Server, signo: i32) -> u8 {
         server.phase.send_replace(Phase::Draining);
         0
     } else {
-        eprintln!("bb-remote: second signal, exiting without waiting for answers");
+        crate::diag::note(&"second signal, exiting without waiting for answers");
         server.phase.send_replace(Phase::Stopping);
         128 + signo as u8
     }

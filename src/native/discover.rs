@@ -7,10 +7,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Default symbol resolved in a native library.
-pub const DEFAULT_SYMBOL: &str = "bb_main";
+pub(super) const DEFAULT_SYMBOL: &str = "bb_main";
 /// Names looked for in the shim's own directory when no variable is set.
-pub const LIB_BESIDE_SHIM: &str = "libbb.so";
-pub const BIN_BESIDE_SHIM: &str = "bb.native";
+pub(super) const LIB_BESIDE_SHIM: &str = "libbb.so";
+pub(super) const BIN_BESIDE_SHIM: &str = "bb.native";
 
 /// The native bb to hand an invocation to, and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

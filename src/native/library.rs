@@ -12,13 +12,13 @@ use std::path::Path;
 /// `int bb_main(int argc, char **argv)`
 type BbMain = unsafe extern "C" fn(c_int, *mut *mut c_char) -> c_int;
 
-pub struct BbLibrary {
+pub(super) struct BbLibrary {
     entry: BbMain,
     symbol: String,
 }
 
 impl BbLibrary {
-    pub fn load(path: &Path, symbol: &str) -> Result<Self, NativeError> {
+    pub(super) fn load(path: &Path, symbol: &str) -> Result<Self, NativeError> {
         // SAFETY: loading a library runs its initialisers. The operator chose this file
         // as their native bb; running its code is the purpose of passthrough.
         let lib = unsafe { libloading::Library::new(path) }.map_err(|e| NativeError::Load {
@@ -43,7 +43,7 @@ impl BbLibrary {
     }
 
     /// Call the entry point with `argv` exactly as given (argv[0] included).
-    pub fn call_main(&self, argv: &[OsString]) -> Result<c_int, NativeError> {
+    pub(super) fn call_main(&self, argv: &[OsString]) -> Result<c_int, NativeError> {
         let owned: Vec<CString> = argv
             .iter()
             .enumerate()
@@ -65,7 +65,7 @@ impl BbLibrary {
 }
 
 /// Flush every C stdio stream, as `exit()` would, before we exit from Rust.
-pub fn flush_c_stdio() {
+pub(super) fn flush_c_stdio() {
     // SAFETY: fflush(NULL) is defined to flush all open output streams.
     unsafe {
         libc::fflush(std::ptr::null_mut());

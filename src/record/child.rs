@@ -18,7 +18,7 @@ use crate::env_vars;
 
 /// What the child did.
 #[derive(Debug, Default)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub exit_code: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -29,7 +29,7 @@ pub struct Captured {
 const CHILD_UNSET: &[&str] = &[env_vars::RECORD, env_vars::REPLAY, env_vars::BACKEND];
 
 /// Run the shim itself as a passthrough child with `argv` (argv[0] included).
-pub async fn run_native(argv: &[OsString]) -> std::io::Result<Captured> {
+pub(crate) async fn run_native(argv: &[OsString]) -> std::io::Result<Captured> {
     let exe = std::env::current_exe()?;
     let mut command = tokio::process::Command::new(exe);
     if let Some((arg0, rest)) = argv.split_first() {

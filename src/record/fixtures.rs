@@ -73,7 +73,7 @@ pub fn run_cli(args: FixturesArgs) -> anyhow::Result<ExitCode> {
         Action::Verify => {
             let report = verify(&dir);
             for problem in &report.problems {
-                eprintln!("bb-remote: fixtures: {problem}");
+                crate::diag::note(&format_args!("fixtures: {problem}"));
             }
             println!(
                 "{} records, {} blobs checked, {} problems",

@@ -24,12 +24,12 @@ use crate::route::{ArgTemplate, InputSource};
 use crate::store::Digest;
 
 /// Version of the record format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Largest record file read (a record is a few KiB; anything huge is not ours).
 const MAX_RECORD_BYTES: u64 = 16 << 20;
 /// Largest stdout/stderr blob read into memory for replay.
-pub const MAX_STREAM_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_STREAM_BYTES: u64 = 256 << 20;
 
 /// One recorded invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +156,7 @@ fn not_regular(path: &Path) -> FormatError {
 
 /// Whether `key` looks like an invocation key (64 lowercase hex digits); anything else
 /// must never become a path.
-pub fn is_key(key: &str) -> bool {
+pub(crate) fn is_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -343,7 +343,7 @@ impl FixtureDir {
 }
 
 /// Parse one record file, refusing unknown versions before reading any other field.
-pub fn read_record(path: &Path) -> Result<Record, FormatError> {
+pub(crate) fn read_record(path: &Path) -> Result<Record, FormatError> {
     let malformed = |reason: String| FormatError::Malformed {
         path: path.to_owned(),
         reason,

@@ -14,9 +14,9 @@
 //! - [`fixtures`]: `bb-remote fixtures list|show|verify|prune`.
 //!
 //! Which mode runs is the shim's decision (`shim.rs`); nothing here calls back up.
-pub mod child;
+pub(crate) mod child;
 pub mod fixtures;
-pub mod format;
-pub mod plan;
-pub mod recorder;
-pub mod replay;
+pub(crate) mod format;
+pub(crate) mod plan;
+pub(crate) mod recorder;
+pub(crate) mod replay;

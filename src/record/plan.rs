@@ -21,14 +21,14 @@ use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLA
 
 /// The plan an invocation is keyed by, and its inputs present on disk.
 #[derive(Debug, Clone)]
-pub struct Chosen {
+pub(crate) struct Chosen {
     pub prepared: Prepared,
     /// The router would delegate it (so a backend may run it).
     pub delegable: bool,
 }
 
 /// The plan for `args` (argv without the program name) run in `cwd`.
-pub fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Chosen {
+pub(crate) fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Chosen {
     if let Some(prepared) = prepare(settings, env, args, cwd) {
         return Chosen {
             prepared,
@@ -102,7 +102,7 @@ fn special_tokens(invocation: &Invocation) -> BTreeMap<usize, Token> {
 }
 
 /// A plan from argv alone (see the module docs).
-pub fn generic_plan(invocation: &Invocation, cwd: &Path) -> Plan {
+pub(crate) fn generic_plan(invocation: &Invocation, cwd: &Path) -> Plan {
     let generation = invocation.generation;
     let args = &invocation.args;
     let command = match &invocation.parsed {
@@ -199,7 +199,7 @@ fn output_location(
 }
 
 /// Only this file name inside the output directory is an output (single-file `-o`).
-pub fn single_output_name(plan: &Plan) -> Option<String> {
+pub(crate) fn single_output_name(plan: &Plan) -> Option<String> {
     plan.argv.iter().find_map(|a| match a {
         ArgTemplate::Literal(s) => s.strip_prefix("<output_dir>/").map(str::to_owned),
         _ => None,

@@ -25,14 +25,14 @@ use crate::store::Digest;
 use crate::{diag, env_vars, native};
 
 /// A transport decorator that notes what passes through it.
-pub struct Recording<T> {
+pub(crate) struct Recording<T> {
     pub inner: T,
     pub staged: Vec<(Digest, u64)>,
     pub key: Option<String>,
 }
 
 impl<T> Recording<T> {
-    pub fn new(inner: T) -> Self {
+    pub(crate) fn new(inner: T) -> Self {
         Self {
             inner,
             staged: Vec::new(),
@@ -66,7 +66,7 @@ impl<T: Transport> Transport for Recording<T> {
 }
 
 /// Write the fixture of a delegated run that went through `transport`.
-pub fn save_delegated<T>(
+pub(crate) fn save_delegated<T>(
     fixtures: &FixtureDir,
     chosen: &Chosen,
     result: &RemoteResult,
@@ -96,7 +96,7 @@ pub fn save_delegated<T>(
 
 /// Run the native bb as a child, show its streams as they come, and record the run.
 /// `None` when the child cannot be run: the caller passes the call through instead.
-pub async fn record_native(
+pub(crate) async fn record_native(
     env: &Env,
     argv: &[OsString],
     chosen: &Chosen,

@@ -15,7 +15,7 @@ use crate::store::{hash_file, Digest};
 
 /// Why replay could not answer.
 #[derive(Debug)]
-pub enum ReplayFailure {
+pub(crate) enum ReplayFailure {
     Miss {
         key: String,
         command: String,
@@ -25,13 +25,13 @@ pub enum ReplayFailure {
 }
 
 /// The fixture-directory [`Transport`].
-pub struct ReplayTransport {
+pub(crate) struct ReplayTransport {
     pub dir: FixtureDir,
     pub failure: Option<ReplayFailure>,
 }
 
 impl ReplayTransport {
-    pub fn new(dir: FixtureDir) -> Self {
+    pub(crate) fn new(dir: FixtureDir) -> Self {
         Self { dir, failure: None }
     }
 
@@ -157,7 +157,7 @@ fn nearest(dir: &FixtureDir, job: &Job<'_>) -> Option<String> {
 
 /// The text of a miss: the key, the fixture directory and the nearest recorded
 /// invocation of the same command, with what differs.
-pub fn miss_message(miss: &ReplayFailure, dir: &Path) -> String {
+pub(crate) fn miss_message(miss: &ReplayFailure, dir: &Path) -> String {
     let ReplayFailure::Miss {
         key,
         command,

@@ -143,7 +143,13 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let bound = listener.local_addr()?;
     // The first line on stderr, before any log line: tests and scripts read the port.
-    eprintln!("listening on http://{bound}");
+    #[expect(
+        clippy::print_stderr,
+        reason = "the one startup line operators and tests wait for, before logging starts"
+    )]
+    {
+        eprintln!("listening on http://{bound}");
+    }
     crate::logging::init(&env, "info")?;
 
     let db = db::Db::open(&args.data_dir.join("tasks.redb"))

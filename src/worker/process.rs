@@ -113,12 +113,9 @@ fn signal_group(group: libc::pid_t, signal: libc::c_int) {
     }
 }
 
+/// The one mapping (`crate::exit`): bb's code, or 128+n for a death by signal n.
 fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|n| 128 + n))
-        .unwrap_or(-1)
+    crate::exit::of_status(status)
 }
 
 /// The last `limit` bytes of a captured stream, as text (invalid UTF-8 replaced).
