@@ -26,25 +26,14 @@ impl Store {
         expected: &Digest,
     ) -> Result<u64, StoreError> {
         check_file_name(name)?;
-        let store_err = |e| StoreError::from_store(key, e);
-        let mut body = self.inner.get(key).await.map_err(store_err)?.into_stream();
+        let body = self
+            .inner
+            .get(key)
+            .await
+            .map_err(|e| StoreError::from_store(key, e))?
+            .into_stream();
         let mut partial = PartialFile::create(dest_dir, name).await?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(store_err)?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            partial.write(&chunk).await?;
-        }
-        let actual = Digest::from_hasher(hasher);
-        if actual != *expected {
-            return Err(StoreError::DigestMismatch {
-                object: key.to_string(),
-                expected: *expected,
-                actual,
-            });
-        }
+        let size = partial.fill_verified(key, body, expected, None).await?;
         partial.persist(&dest_dir.join(name)).await?;
         Ok(size)
     }
@@ -63,7 +52,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let key = self.key_for_url(url)?;
         let store_err = |e| StoreError::from_store(&key, e);
-        let mut body = self.inner.get(&key).await.map_err(store_err)?.into_stream();
+        let body = self.inner.get(&key).await.map_err(store_err)?.into_stream();
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -75,28 +64,9 @@ impl Store {
             file,
             persisted: false,
         };
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(store_err)?;
-            written += chunk.len() as u64;
-            if written > size {
-                return Err(StoreError::TooLarge {
-                    object: key.to_string(),
-                    limit: size,
-                });
-            }
-            hasher.update(&chunk);
-            partial.write(&chunk).await?;
-        }
-        let actual = Digest::from_hasher(hasher);
-        if actual != *expected {
-            return Err(StoreError::DigestMismatch {
-                object: key.to_string(),
-                expected: *expected,
-                actual,
-            });
-        }
+        let written = partial
+            .fill_verified(&key, body, expected, Some(size))
+            .await?;
         partial.file.flush().await.map_err(StoreError::io(dest))?;
         partial.persisted = true;
         Ok(written)
@@ -140,6 +110,41 @@ struct PartialFile {
 }
 
 impl PartialFile {
+    /// Write `body` (the object `key`) into this file while hashing it; refuse more
+    /// than `limit` bytes when one is known and a digest other than `expected`.
+    /// Returns the size written.
+    async fn fill_verified(
+        &mut self,
+        key: &ObjectPath,
+        mut body: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+        expected: &Digest,
+        limit: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::from_store(key, e))?;
+            written += chunk.len() as u64;
+            if let Some(limit) = limit.filter(|&limit| written > limit) {
+                return Err(StoreError::TooLarge {
+                    object: key.to_string(),
+                    limit,
+                });
+            }
+            hasher.update(&chunk);
+            self.write(&chunk).await?;
+        }
+        let actual = Digest::from_hasher(hasher);
+        if actual != *expected {
+            return Err(StoreError::DigestMismatch {
+                object: key.to_string(),
+                expected: *expected,
+                actual,
+            });
+        }
+        Ok(written)
+    }
+
     async fn create(dir: &Path, name: &str) -> Result<Self, StoreError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         loop {
