@@ -228,6 +228,17 @@ pub fn bb_stderr(stderr: &str) -> String {
         .collect()
 }
 
+/// [`bb_stderr`] on raw bytes: stderr lines not starting with `bb-remote:`, byte for
+/// byte (for checks that non-UTF-8 bytes survive).
+pub fn bb_stderr_bytes(stderr: &[u8]) -> Vec<u8> {
+    stderr
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|line| !line.starts_with(b"bb-remote:"))
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// [`run`] on a blocking thread, for async tests that also serve a proxy.
 pub async fn run_blocking(mut command: Command) -> Outcome {
     tokio::task::spawn_blocking(move || run(&mut command))

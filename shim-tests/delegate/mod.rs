@@ -8,4 +8,5 @@ mod legacy;
 mod modern;
 mod proxy;
 mod sharing;
+pub mod stderr_bytes;
 mod stops;

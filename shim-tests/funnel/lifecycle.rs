@@ -238,3 +238,22 @@ fn doctor_and_basic_auth_through_the_backend_url() {
         assert!(refused.stderr.contains("401"), "{}", refused.stderr);
     });
 }
+
+#[test]
+fn non_utf8_stderr_comes_back_byte_exact_through_funnel() {
+    use crate::delegate::stderr_bytes::{assert_replayed, native, not_json_argv, output};
+    in_netns(|| {
+        let funnel = Funnel::start(FunnelStore::File, Options::default());
+        let scratch = Scratch::new();
+        let job = AztecJob::new(&scratch, "square", "SquareArtifact");
+        let argv = not_json_argv(&scratch, &job);
+        let direct = native(&scratch, &argv);
+        let shim = output(funnel.shim(&scratch).args(&argv));
+        assert_replayed(&direct, &shim);
+        assert_eq!(
+            only_task(&funnel).and_then(|t| t.state),
+            Some(State::Complete),
+            "delegated, and the wrapper recorded bb's failure"
+        );
+    });
+}

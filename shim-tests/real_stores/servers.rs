@@ -1,7 +1,8 @@
 //! Real object-store servers from the test bed, each started inside the calling
 //! thread's network namespace (see `funnel::harness::in_netns`) on its usual port:
-//! Azurite (Azure Blob) and moto with signature checking on (S3, SigV4 verified
-//! against an IAM access key).
+//! Azurite (Azure Blob), moto with signature checking on (S3, SigV4 verified
+//! against an IAM access key) and fake-gcs-server behind the test bed's XML-API
+//! front (GCS; see testbed/gcs/main.go for which requests are a TEST DOUBLE).
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,6 +169,39 @@ pub fn sigv4_s3(bucket: &str) -> StoreServer {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", id.into()),
             ("AWS_SECRET_ACCESS_KEY", secret.into()),
+        ],
+    }
+}
+
+/// The settings object_store's GCS client needs for an emulator: its base URL, plain
+/// HTTP, and a service-account key with `disable_oauth` so no token is fetched.
+pub const GCS_EMULATOR_KEY: &str =
+    r#"{"private_key":"","private_key_id":"","client_email":"","disable_oauth":true}"#;
+
+/// fake-gcs-server (through `gcs-xml-front`) on 127.0.0.1:4443 with bucket `bucket`.
+pub fn fake_gcs(bucket: &str) -> StoreServer {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gcs.log");
+    let mut child = spawn(
+        Command::new(bin("gcs-xml-front")).args([
+            "-host",
+            "127.0.0.1",
+            "-port",
+            "4443",
+            "-buckets",
+            bucket,
+        ]),
+        &log,
+    );
+    wait_port(&mut child, 4443, &log);
+    StoreServer {
+        child,
+        _dir: dir,
+        url: format!("gs://{bucket}/bb"),
+        env: vec![
+            ("GOOGLE_BASE_URL", "http://127.0.0.1:4443".into()),
+            ("GOOGLE_ALLOW_HTTP", "true".into()),
+            ("GOOGLE_SERVICE_ACCOUNT_KEY", GCS_EMULATOR_KEY.into()),
         ],
     }
 }

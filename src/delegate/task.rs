@@ -55,9 +55,15 @@ pub enum Engine {
 /// the SHA-256 of every file in the output directory, and exits 0 so that every
 /// engine uploads the outputs and the streams even when bb failed. Needs `sh`,
 /// `find` and `sha256sum` in the image (the stock barretenberg image has them).
+/// bb's stderr holds only what bb wrote: the shell's own messages (`Aborted` when bb
+/// dies of a signal, say) go to `wrapper.err` beside it. The subshell matters: a
+/// redirection on a plain command is still in force while the shell waits for it,
+/// so the shell would print its message into bb's stderr.
 const WRAPPER: &str = r#"out=$1 meta=$2; shift 2
-"$@"
+exec 3>&2 2>"$meta/wrapper.err"
+(exec "$@" 2>&3 3>&-)
 rc=$?
+exec 3>&-
 if [ -d "$out" ]; then
   (cd "$out" && find . -type f -exec sha256sum {} +) >"$meta/sha256sums.part" 2>"$meta/manifest.err" &&
     mv "$meta/sha256sums.part" "$meta/sha256sums"

@@ -8,8 +8,8 @@
 //!   is a manifest entry the engine did not upload;
 //! - bb's stdout and stderr come whole and byte-exact from the files the engine wrote
 //!   (`Executor.stdout`/`stderr` in [`META_DIR`]), their size checked against the
-//!   task log (and their digest, when the metadata has one). Only when the reference
-//!   worker did not upload them (bb failed there) does the log's tail stand in;
+//!   task log (and their digest, when the metadata has one). Only when the engine did
+//!   not upload them does the log's tail stand in (text: non-UTF-8 bytes are lost);
 //! - the exit code is the executor's (reference worker) or the one the task wrote
 //!   (generic engines, whose executor always exits 0 so that outputs are uploaded).
 //!
@@ -129,8 +129,8 @@ pub async fn result_of(
         None => tail_of(|e| &e.stderr).into_bytes(),
     };
 
-    // A failed bb's partial files are not results (the reference worker does not
-    // even upload them).
+    // A failed bb's partial files are not results (the reference worker uploads only
+    // its stdout and stderr then).
     let mut outputs = Vec::new();
     if exit_code == 0 || engine == Engine::ReferenceWorker {
         let manifest = match (engine, read_meta("sha256sums", MAX_MANIFEST_BYTES).await?) {

@@ -189,6 +189,20 @@ async fn execute(
                 entry.exit_code = code;
                 log.logs.push(entry);
                 if code != 0 && !executor.ignore_error.unwrap_or(false) {
+                    // The failed run's other files are not results, but its stdout and
+                    // stderr go up whole where the task asked for them: the log keeps
+                    // only a tail, as text, which loses non-UTF-8 bytes.
+                    let captures: Vec<&str> = [&executor.stdout, &executor.stderr]
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str)
+                        .collect();
+                    let uploaded =
+                        files::upload_outputs(task, sandbox, &config.store, log, Some(&captures))
+                            .await;
+                    if let Err(err) = uploaded {
+                        tracing::warn!(task = %id, "uploading a failed executor's output: {err}");
+                    }
                     return Ok(State::ExecutorError);
                 }
             }
@@ -199,7 +213,7 @@ async fn execute(
             }
         }
     }
-    files::upload_outputs(task, sandbox, &config.store, log).await?;
+    files::upload_outputs(task, sandbox, &config.store, log, None).await?;
     Ok(State::Complete)
 }
 

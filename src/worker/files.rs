@@ -68,12 +68,14 @@ pub async fn materialize(
     Ok(())
 }
 
-/// Upload every output, recording each file in `log`.
+/// Upload every output, recording each file in `log`; with `only`, just the output
+/// files at those container paths (a failed executor's stdout and stderr captures).
 pub async fn upload_outputs(
     task: &Task,
     sandbox: &Sandbox,
     store: &Store,
     log: &mut TaskLog,
+    only: Option<&[&str]>,
 ) -> Result<(), String> {
     for output in &task.outputs {
         let host = sandbox
@@ -99,6 +101,9 @@ pub async fn upload_outputs(
             }
         };
         for (file, url, path) in files {
+            if only.is_some_and(|keep| !keep.contains(&path.as_str())) {
+                continue;
+            }
             if !tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
                 return Err(format!("output {path} was not produced"));
             }
