@@ -318,6 +318,24 @@ fn timing_mask_only_touches_durations() {
     );
 }
 
+/// Copies an executable with `cp`, not `std::fs::copy`: a write descriptor opened in
+/// this multi-threaded test process leaks into any child another test forks meanwhile,
+/// and exec'ing the copy then fails with ETXTBSY ("Text file busy") until that child
+/// execs. In a `cp` process the descriptor is gone when `cp` exits.
+fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("running cp");
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        from.display(),
+        to.display()
+    );
+}
+
 /// The shim's own failure: its exit code, a message on stderr with every `needle`, nothing on stdout.
 fn assert_shim_error(outcome: &Outcome, code: u8, needles: &[&str]) {
     assert_eq!(outcome.code, Some(i32::from(code)), "{outcome:?}");
@@ -415,7 +433,7 @@ fn the_shim_refuses_itself_as_its_native() {
 
     // A copy of the shim is a different file: the guard variable stops the second hop.
     let copy = scratch.path("bb-copy");
-    std::fs::copy(SHIM, &copy).unwrap();
+    copy_executable(SHIM.as_ref(), &copy);
     let outcome = run(scratch
         .command(SHIM)
         .env("BB_REMOTE_NATIVE_BIN", &copy)
@@ -432,7 +450,7 @@ fn discovers_bb_native_beside_the_shim() {
     let scratch = Scratch::new();
     let dir = scratch.path("bin");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::copy(SHIM, dir.join("bb")).unwrap();
+    copy_executable(SHIM.as_ref(), &dir.join("bb"));
     std::os::unix::fs::symlink(&testbed().bb, dir.join("bb.native")).unwrap();
     let via_shim = run(scratch.command(dir.join("bb")).arg("--version"));
     let direct = run(scratch.command(&testbed().bb).arg("--version"));

@@ -64,13 +64,20 @@ fn wait_port(child: &mut Child, port: u16, log: &Path) {
 
 /// Runs a Python snippet with the test bed's venv (boto3 is there, for moto).
 fn python(script: &str, args: &[&str]) -> String {
-    let python = testbed().moto_server.parent().unwrap().join("python");
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
+    python_run(Command::new(venv_python()).arg("-c").arg(script).args(args))
+}
+
+/// Runs a Python file of the source tree with the test bed's venv.
+fn python_file(script: &Path, args: &[&str]) -> String {
+    python_run(Command::new(venv_python()).arg(script).args(args))
+}
+
+fn venv_python() -> std::path::PathBuf {
+    testbed().moto_server.parent().unwrap().join("python")
+}
+
+fn python_run(command: &mut Command) -> String {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "python failed: {}",
@@ -84,24 +91,6 @@ const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-/// Creates a container with one SharedKey-signed `PUT` (object_store cannot).
-const CREATE_CONTAINER: &str = r#"
-import base64, hashlib, hmac, sys, urllib.request
-from email.utils import formatdate
-account, key, container = sys.argv[1], sys.argv[2], sys.argv[3]
-date, version = formatdate(usegmt=True), "2021-08-06"
-# VERB, then 12 standard headers (only Content-Type set), then x-ms-* and the resource.
-to_sign = "PUT\n" + "\n" * 4 + "application/octet-stream\n" + "\n" * 6 \
-    + f"x-ms-date:{date}\nx-ms-version:{version}\n" \
-    + f"/{account}/{account}/{container}\nrestype:container"
-sig = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
-req = urllib.request.Request(f"http://127.0.0.1:10000/{account}/{container}?restype=container",
-    method="PUT", data=b"", headers={"x-ms-date": date, "x-ms-version": version,
-    "Content-Type": "application/octet-stream",
-    "Authorization": f"SharedKey {account}:{sig}"})
-print(urllib.request.urlopen(req, timeout=10).status)
-"#;
-
 /// Azurite's blob service on 127.0.0.1:10000 with container `container`.
 pub fn azurite(container: &str) -> StoreServer {
     let dir = tempfile::tempdir().unwrap();
@@ -114,7 +103,16 @@ pub fn azurite(container: &str) -> StoreServer {
         &log,
     );
     wait_port(&mut child, 10000, &log);
-    let status = python(CREATE_CONTAINER, &[AZURITE_ACCOUNT, AZURITE_KEY, container]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/azurite/create-container.py");
+    let status = python_file(
+        &script,
+        &[
+            "http://127.0.0.1:10000",
+            AZURITE_ACCOUNT,
+            AZURITE_KEY,
+            container,
+        ],
+    );
     assert_eq!(status.trim(), "201", "creating the container");
     StoreServer {
         child,
