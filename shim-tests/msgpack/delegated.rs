@@ -21,7 +21,7 @@ fn shim(backend: &Backend, scratch: &Scratch, socket: &str) -> Served {
 }
 
 /// What the real bb answers to `request` over its own socket.
-fn native_answer(scratch: &Scratch, request: &[u8]) -> Vec<u8> {
+pub(super) fn native_answer(scratch: &Scratch, request: &[u8]) -> Vec<u8> {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let socket = scratch.path(format!("bb-{n}.sock"));
@@ -198,7 +198,9 @@ async fn avm_prove_is_delegated_to_the_backends_bb() {
     use sha2::{Digest, Sha256};
     let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("shim-tests/fixtures/avm_bb_test_double.sh");
-    let backend = Backend::start(StoreKind::File, double, &[]);
+    // An AvmProve asks for the largest class (16 cores, 30 GiB): a worker that
+    // declares that much.
+    let backend = Backend::start(StoreKind::File, double, &["--cpus", "16", "--memory", "32"]);
     let scratch = Scratch::new();
     // Stands in for msgpack-serialised AvmCircuitInputs (several MB in real use).
     let inputs: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -212,6 +214,16 @@ async fn avm_prove_is_delegated_to_the_backends_bb() {
     let served = shim(&backend, &scratch, "shim.sock");
     assert_eq!(served.connect().ask(&request), want);
     assert_eq!(completed_tasks(&backend).await, 1);
+    let task = &backend.tasks().await[0];
+    let resources = task.resources.as_ref().unwrap();
+    assert_eq!(
+        (resources.cpu_cores, resources.ram_gb),
+        (Some(16), Some(30.0))
+    );
+    assert_eq!(
+        task.executors[0].command[0], "cat",
+        "sent in parts: {task:?}"
+    );
 }
 
 /// Record a delegated `CircuitProve` against the live worker, list it with the CLI

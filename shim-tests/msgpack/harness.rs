@@ -250,7 +250,18 @@ pub const NON_ZK: Settings<'static> = Settings {
 /// A `CircuitProve` of a committed circuit, bytecode and witness uncompressed as the
 /// 5.x prover sends them; `vk` empty lets bb compute it.
 pub fn circuit_prove(name: &str, vk: &[u8], settings: &Settings<'_>) -> Vec<u8> {
-    let (bytecode, witness) = raw_circuit(name);
+    let (_, witness) = raw_circuit(name);
+    circuit_prove_with(name, vk, &witness, settings)
+}
+
+/// [`circuit_prove`] with the given (uncompressed) witness.
+pub fn circuit_prove_with(
+    name: &str,
+    vk: &[u8],
+    witness: &[u8],
+    settings: &Settings<'_>,
+) -> Vec<u8> {
+    let (bytecode, _) = raw_circuit(name);
     let b = |v: bool| vec![if v { 0xc3 } else { 0xc2 }];
     request(
         "CircuitProve",
@@ -263,7 +274,7 @@ pub fn circuit_prove(name: &str, vk: &[u8], settings: &Settings<'_>) -> Vec<u8> 
                     ("verification_key", bin(vk)),
                 ]),
             ),
-            ("witness", bin(&witness)),
+            ("witness", bin(witness)),
             (
                 "settings",
                 map16(&[

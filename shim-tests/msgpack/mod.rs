@@ -3,4 +3,5 @@
 mod bbjs;
 mod delegated;
 mod harness;
+mod parts;
 pub mod relay;

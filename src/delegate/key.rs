@@ -122,6 +122,7 @@ mod tests {
             argv,
             dropped: vec![],
             stdout_file: None,
+            assemble: None,
         }
     }
 

@@ -244,14 +244,7 @@ pub fn tes_transport(
         .as_ref()
         .ok_or_else(|| Error::ConfigMsg(format!("{} is not set", crate::env_vars::STORE)))?;
     let store = Store::from_url(store_url.as_str(), env)?;
-    let bytecode = present
-        .iter()
-        .find(|(i, _)| plan.inputs[*i].role == "bytecode")
-        .map(|(i, p)| (plan.inputs[*i].given.as_str(), p));
-    let size = bytecode
-        .and_then(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len());
-    let resources = resources::for_circuit(settings, bytecode.map(|(g, _)| g), size);
+    let resources = resources::for_plan(settings, plan, present);
     let executor_env = settings
         .remote_side
         .executor_env(env)

@@ -25,6 +25,7 @@ use std::path::Path;
 
 use super::remote_side::{caller_paths_usable, RemoteSide};
 use super::transport::Job;
+use crate::grammar::Generation;
 use crate::route::{InputSource, PathMapping, RenderError};
 use crate::store::Store;
 use crate::tes::types::{Executor, FileType, Input, Output, Resources, Task};
@@ -39,6 +40,8 @@ pub const OUT_DIR: &str = "/bb-remote/out";
 pub const META_DIR: &str = "/bb-remote/meta";
 const IN_DIR: &str = "/bb-remote/in";
 const WORK_DIR: &str = "/bb-remote/work";
+/// `command[0]` of the executor that assembles a request from its parts.
+pub const CAT: &str = "cat";
 
 /// Which kind of TES engine runs the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,8 +186,12 @@ pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), 
     }
     let mut bb_argv = vec![spec.side.bb.clone()];
     let mut rendered = plan.render_argv(&layout.mapping)?.into_iter();
-    // The executor's CRS goes right after the (sub)command, where both grammars take it.
-    bb_argv.extend(rendered.next());
+    // The executor's CRS goes where the reference worker puts its own: before a modern
+    // subcommand (bb 5's CLI11 refuses it after `gates`, `check` or `msgpack`), after a
+    // legacy command (legacy bb scans the whole argv).
+    if plan.generation == Generation::Legacy {
+        bb_argv.extend(rendered.next());
+    }
     if let Some(crs) = &spec.side.crs {
         bb_argv.extend(["-c".to_owned(), crs.clone()]);
     }
@@ -209,6 +216,29 @@ pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), 
             .url_for_relative(&format!("runs/{}/{}/{what}", job.key, spec.attempt))
             .to_string()
     };
+    let mut executors = Vec::new();
+    let mut volumes = Vec::new();
+    if let Some(assembled) = &plan.assemble {
+        executors.push(assemble_executor(job, spec, &layout, assembled));
+        volumes.extend(
+            Path::new(assembled)
+                .parent()
+                .map(|p| p.display().to_string()),
+        );
+    }
+    executors.push(Executor {
+        image: spec.image.to_owned(),
+        command,
+        workdir: Some(layout.workdir),
+        // A command that answers on stdout (`msgpack run`) gets it as an output file.
+        stdout: Some(match &plan.stdout_file {
+            Some(name) => format!("{}/{name}", layout.out_dir),
+            None => format!("{META_DIR}/stdout"),
+        }),
+        stderr: Some(format!("{META_DIR}/stderr")),
+        env: spec.env.clone(),
+        ..Executor::default()
+    });
     let task = Task {
         name: Some(format!("bb {}", plan.command)),
         description: Some(format!("bb-remote invocation {}", job.key)),
@@ -230,23 +260,34 @@ pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), 
             },
         ],
         resources: Some(spec.resources.clone()),
-        executors: vec![Executor {
-            image: spec.image.to_owned(),
-            command,
-            workdir: Some(layout.workdir),
-            // A command that answers on stdout (`msgpack run`) gets it as an output file.
-            stdout: Some(match &plan.stdout_file {
-                Some(name) => format!("{}/{name}", layout.out_dir),
-                None => format!("{META_DIR}/stdout"),
-            }),
-            stderr: Some(format!("{META_DIR}/stderr")),
-            env: spec.env.clone(),
-            ..Executor::default()
-        }],
+        executors,
+        volumes,
         tags,
         ..Task::default()
     };
     Ok((task, layout.out_dir))
+}
+
+/// The first executor of a task whose plan has `assemble`: `cat` of every input in
+/// plan order, its stdout to `assembled` (a standard TES executor; the reference
+/// worker runs `cat` as a built-in, see `worker/builtin.rs`).
+fn assemble_executor(
+    job: &Job<'_>,
+    spec: &TaskSpec<'_>,
+    layout: &Layout,
+    assembled: &str,
+) -> Executor {
+    let mut inputs: Vec<usize> = job.inputs.iter().map(|i| i.index).collect();
+    inputs.sort_unstable();
+    let mut command = vec![CAT.to_owned()];
+    command.extend(inputs.iter().map(|i| layout.input_paths[i].clone()));
+    Executor {
+        image: spec.image.to_owned(),
+        command,
+        workdir: Some(layout.workdir.clone()),
+        stdout: Some(assembled.to_owned()),
+        ..Executor::default()
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +347,7 @@ mod tests {
             argv: b_w_o_argv("prove_tube"),
             dropped: vec!["-c".into(), "/crs".into()],
             stdout_file: None,
+            assemble: None,
         };
         let d = Digest::of_bytes(b"x");
         let job = Job {
@@ -395,6 +437,7 @@ mod tests {
             argv: b_w_o_argv("prove"),
             dropped: vec![],
             stdout_file: None,
+            assemble: None,
         }
     }
 
@@ -435,9 +478,9 @@ mod tests {
                 "/home/me/out",
                 META_DIR,
                 "/usr/src/barretenberg/cpp/build/bin/bb",
-                "prove",
                 "-c",
                 "/crs",
+                "prove",
                 "-b",
                 "p.json",
                 "-w",
@@ -451,6 +494,61 @@ mod tests {
         assert_eq!(task.inputs[0].path, "/home/me/p.json");
         assert_eq!(task.inputs[1].path, "/data/w.gz");
         assert_eq!(task.outputs[0].path, "/home/me/out");
+    }
+
+    #[test]
+    fn a_request_in_parts_is_rebuilt_by_a_cat_executor_before_bb() {
+        const ASSEMBLED_REQUEST: &str = "/bb-remote/req/request.msgpack";
+        // As `msgpack/delegate.rs` plans a request sent in two parts.
+        let lit = |s: &str| ArgTemplate::Literal(s.into());
+        let mut plan = caller_plan();
+        plan.command = "msgpack".into();
+        for (i, input) in plan.inputs.iter_mut().enumerate() {
+            input.given = format!("request.msgpack.{i}");
+        }
+        plan.argv = vec![
+            lit("msgpack"),
+            lit("run"),
+            lit("--input"),
+            lit(ASSEMBLED_REQUEST),
+        ];
+        plan.assemble = Some(ASSEMBLED_REQUEST.into());
+        let job = job_of(&plan);
+        let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
+        let side = RemoteSide {
+            crs: Some("/crs".into()),
+            ..RemoteSide::default()
+        };
+        for engine in [Engine::ReferenceWorker, Engine::Generic] {
+            let (task, _) = build_task(&job, &spec(&store, &side, None, engine)).unwrap();
+            assert_eq!(task.executors.len(), 2, "{engine:?}");
+            let cat = &task.executors[0];
+            assert_eq!(
+                cat.command,
+                [
+                    CAT,
+                    "/bb-remote/in/0/request.msgpack.0",
+                    "/bb-remote/in/1/request.msgpack.1"
+                ]
+            );
+            assert_eq!(cat.stdout.as_deref(), Some(ASSEMBLED_REQUEST));
+            assert_eq!(task.volumes, ["/bb-remote/req"]);
+            let bb = &task.executors[1].command;
+            let at = bb.iter().position(|a| a == "bb").unwrap();
+            assert_eq!(
+                bb[at..],
+                [
+                    "bb",
+                    "-c",
+                    "/crs",
+                    "msgpack",
+                    "run",
+                    "--input",
+                    ASSEMBLED_REQUEST
+                ],
+                "{engine:?}: -c before the subcommand, where bb 5 takes it"
+            );
+        }
     }
 
     #[test]

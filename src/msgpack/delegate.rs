@@ -2,15 +2,22 @@
 //! TES task, idempotency, polling and fallback as a delegated `bb prove`.
 //!
 //! Route chosen ("file route"): the request frame, exactly as the client sent it, is
-//! the task's one input, and the remote runs the real bb on it:
-//! `bb --verbose msgpack run --input <request>` with its stdout captured to a file
-//! output. bb's file mode answers on stdout with the same frame its socket server
-//! would send, so the client gets bb's own bytes by construction, for every settings
-//! combination and every error bb reports. (The CLI route, `bb prove` on gzipped
-//! files, would deduplicate bytecode and vk but needs the response re-encoded and
-//! both inputs gzipped; see the README.) `--verbose` is there only so that a worker
-//! that adds `-c <crs>` after the first argument puts it before `msgpack`, where bb
-//! accepts it.
+//! what the remote bb reads: `bb msgpack run --input <request>` with its stdout
+//! captured to a file output. bb's file mode answers on stdout with the same frame
+//! its socket server would send, so the client gets bb's own bytes by construction,
+//! for every settings combination and every error bb reports. bb 5 reads the
+//! bytecode and witness uncompressed here (its CLI wants them gzipped), so nothing is
+//! recompressed or re-encoded. (The CLI route, `bb prove` on gzipped files, would
+//! need the response re-encoded; see the README.)
+//!
+//! Deduplication: the frame goes to the store as content-addressed parts
+//! ([`parts::split`]: head, bytecode, vk, witness), so a repeated proof of the same
+//! circuit uploads only the head and the witness. The task rebuilds the frame at
+//! [`ASSEMBLED_REQUEST`] with a first executor, `cat <parts>` with its stdout to
+//! that path (plan `assemble`, see `delegate/task.rs`). On generic engines that is
+//! the image's own `cat`; the reference worker, which runs nothing but bb, does it
+//! itself (a built-in `cat`, confined to the task's own input files).
+//! bb needs `-c` before the `msgpack` subcommand; the worker and `task.rs` put it there.
 //!
 //! Record/replay: with `BB_REMOTE_REPLAY` a delegated request is answered from the
 //! fixture keyed on the request frame's content (the same `ReplayTransport` as the CLI
@@ -23,7 +30,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::frame;
+use super::{frame, parts};
 use crate::config::MissPolicy;
 use crate::config::{Env, Fallback, Settings};
 use crate::delegate::error::DelegateError;
@@ -40,6 +47,9 @@ use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLA
 pub const DELEGATED: &[&str] = &["CircuitProve", "AvmProve"];
 /// File name of the request inside each request's scratch directory and the task.
 const REQUEST_FILE: &str = "request.msgpack";
+/// Where the task rebuilds a request sent in parts (a fixed container path, outside
+/// the output directory so it is never uploaded back).
+pub const ASSEMBLED_REQUEST: &str = "/bb-remote/req/request.msgpack";
 /// File the remote bb's stdout (the answer frame) is written to, in the output directory.
 const RESPONSE_FILE: &str = "response.msgpack";
 
@@ -137,7 +147,8 @@ impl Delegator {
         })
     }
 
-    /// Write the request frame into `dir`; the plan that runs it.
+    /// Write the request frame into `dir` as its parts ([`parts::split`]); the plan
+    /// that runs it.
     async fn stage(
         &self,
         dir: &Path,
@@ -150,18 +161,38 @@ impl Delegator {
         tokio::fs::create_dir_all(&out)
             .await
             .map_err(|e| io("creating a scratch directory", e))?;
-        let request = dir.join(REQUEST_FILE);
-        // Through tokio's File, which copies a few MiB at a time: `fs::write` would copy
-        // the whole frame (hundreds of MB for AVM inputs) once more.
-        let written = async {
-            use tokio::io::AsyncWriteExt;
-            let mut file = tokio::fs::File::create(&request).await?;
-            frame::write_frame(&mut file, body).await?;
-            file.flush().await
-        };
-        written.await.map_err(|e| io("writing the request", e))?;
-        let plan = request_plan(&request, &out);
-        Ok((plan, vec![(0, request)]))
+        let len = u32::try_from(body.len()).map_err(|_| {
+            io(
+                "writing the request",
+                std::io::ErrorKind::InvalidInput.into(),
+            )
+        })?;
+        let prefix = len.to_le_bytes();
+        let split = parts::split(body);
+        let mut files = Vec::with_capacity(split.len());
+        for (i, part) in split.iter().enumerate() {
+            let path = match split.len() {
+                1 => dir.join(REQUEST_FILE),
+                _ => dir.join(format!("{REQUEST_FILE}.{i}")),
+            };
+            // Through tokio's File, which copies a few MiB at a time: `fs::write` would
+            // copy the whole frame (hundreds of MB for AVM inputs) once more.
+            let written = async {
+                use tokio::io::AsyncWriteExt;
+                let mut file = tokio::fs::File::create(&path).await?;
+                let (start, end) = (part.range.start, part.range.end);
+                if start < 4 {
+                    file.write_all(&prefix[start..end.min(4)]).await?;
+                }
+                file.write_all(&body[start.max(4) - 4..end - 4]).await?;
+                file.flush().await
+            };
+            written.await.map_err(|e| io("writing the request", e))?;
+            files.push((part.name.as_str(), path));
+        }
+        let plan = request_plan(&files, &out);
+        let present = files.into_iter().map(|(_, p)| p).enumerate().collect();
+        Ok((plan, present))
     }
 
     /// The backend's answer (recorded as a fixture with `BB_REMOTE_RECORD`).
@@ -267,36 +298,48 @@ fn unframe(bytes: &[u8]) -> Option<&[u8]> {
     (len == body.len() && len > 0).then_some(body)
 }
 
-/// `bb --verbose msgpack run --input <request>`, stdout to [`RESPONSE_FILE`].
-pub fn request_plan(request: &Path, out: &Path) -> Plan {
+/// `bb msgpack run --input <request>`, stdout to [`RESPONSE_FILE`]. One file is the
+/// request itself; several are its parts ([`parts::split`]), which the task
+/// concatenates into [`ASSEMBLED_REQUEST`] before bb runs (plan `assemble`).
+pub fn request_plan(files: &[(&str, PathBuf)], out: &Path) -> Plan {
     let lit = |s: &str| ArgTemplate::Literal(s.to_owned());
+    let single = files.len() == 1;
+    let inputs = files
+        .iter()
+        .map(|(name, path)| PlanInput {
+            role: match single {
+                true => "msgpack_request".to_owned(),
+                false => format!("msgpack_{name}"),
+            },
+            given: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.display().to_string(),
+            source: InputSource::Flag,
+            required: true,
+            versions: None,
+        })
+        .collect();
+    let request = match single {
+        true => ArgTemplate::Input(0),
+        false => lit(ASSEMBLED_REQUEST),
+    };
     Plan {
         plan_version: PLAN_VERSION,
         generation: Generation::Modern,
         command: "msgpack".to_owned(),
-        inputs: vec![PlanInput {
-            role: "msgpack_request".to_owned(),
-            given: REQUEST_FILE.to_owned(),
-            path: request.display().to_string(),
-            source: InputSource::Flag,
-            required: true,
-            versions: None,
-        }],
+        inputs,
         output_dir: PlanOutputDir {
             given: "out".to_owned(),
             path: out.display().to_string(),
             source: InputSource::Default,
             created_by_bb: true,
         },
-        argv: vec![
-            lit("--verbose"),
-            lit("msgpack"),
-            lit("run"),
-            lit("--input"),
-            ArgTemplate::Input(0),
-        ],
+        argv: vec![lit("msgpack"), lit("run"), lit("--input"), request],
         dropped: vec![],
         stdout_file: Some(RESPONSE_FILE.to_owned()),
+        assemble: (!single).then(|| ASSEMBLED_REQUEST.to_owned()),
     }
 }
 
@@ -313,19 +356,30 @@ mod tests {
     }
 
     #[test]
-    fn the_plan_names_one_input_and_captures_stdout() {
-        let plan = request_plan(Path::new("/s/request.msgpack"), Path::new("/s/out"));
+    fn the_plan_names_its_inputs_and_captures_stdout() {
+        let single = [("head", PathBuf::from("/s/request.msgpack"))];
+        let plan = request_plan(&single, Path::new("/s/out"));
         let mapping = plan.local_mapping();
         assert_eq!(
             plan.render_argv(&mapping).unwrap(),
-            [
-                "--verbose",
-                "msgpack",
-                "run",
-                "--input",
-                "/s/request.msgpack"
-            ]
+            ["msgpack", "run", "--input", "/s/request.msgpack"]
         );
         assert_eq!(plan.stdout_file.as_deref(), Some(RESPONSE_FILE));
+        assert_eq!(plan.assemble, None);
+        assert_eq!(plan.inputs[0].role, "msgpack_request");
+
+        let parts = [
+            ("head", PathBuf::from("/s/request.msgpack.0")),
+            ("witness", PathBuf::from("/s/request.msgpack.1")),
+        ];
+        let plan = request_plan(&parts, Path::new("/s/out"));
+        assert_eq!(
+            plan.render_argv(&plan.local_mapping()).unwrap(),
+            ["msgpack", "run", "--input", ASSEMBLED_REQUEST]
+        );
+        assert_eq!(plan.assemble.as_deref(), Some(ASSEMBLED_REQUEST));
+        let roles: Vec<&str> = plan.inputs.iter().map(|i| i.role.as_str()).collect();
+        assert_eq!(roles, ["msgpack_head", "msgpack_witness"]);
+        assert_eq!(plan.inputs[1].given, "request.msgpack.1");
     }
 }

@@ -157,7 +157,18 @@ pub(crate) fn str_at<'a>(body: &'a [u8], at: &mut usize) -> Option<&'a str> {
 
 /// The offset just past the msgpack object starting at `at`, or `None` if the bytes
 /// are not one complete, valid object. Iterative, so deep nesting cannot overflow.
-pub(crate) fn skip_object(body: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn skip_object(body: &[u8], at: usize) -> Option<usize> {
+    walk_object(body, at, |_, _, _| {})
+}
+
+/// [`skip_object`], calling `visit(start, tag, payload)` for every object inside (in
+/// encoding order): where it starts, its type byte, and the byte range of its payload
+/// (a str's or bin's bytes; empty for containers and scalars).
+pub(crate) fn walk_object(
+    body: &[u8],
+    mut at: usize,
+    mut visit: impl FnMut(usize, u8, std::ops::Range<usize>),
+) -> Option<usize> {
     let mut pending: u64 = 1;
     while pending > 0 {
         pending -= 1;
@@ -190,12 +201,14 @@ pub(crate) fn skip_object(body: &[u8], mut at: usize) -> Option<usize> {
             0xde => (3, 0, 2 * be(body, at + 1, 2)?),
             0xdf => (5, 0, 2 * be(body, at + 1, 4)?),
         };
+        let start = at;
         at = at
             .checked_add(header)?
             .checked_add(usize::try_from(payload).ok()?)?;
         if at > body.len() {
             return None;
         }
+        visit(start, tag, start + header..at);
         // More children than bytes left can never parse: stop before counting them.
         pending = pending.checked_add(children)?;
         if pending > (body.len() - at) as u64 {

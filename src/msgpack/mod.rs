@@ -14,6 +14,7 @@ pub mod argv;
 pub mod delegate;
 pub mod frame;
 pub mod native_child;
+pub mod parts;
 pub mod server;
 
 use std::ffi::OsString;

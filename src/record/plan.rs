@@ -161,6 +161,7 @@ pub(crate) fn generic_plan(invocation: &Invocation, cwd: &Path) -> Plan {
         argv,
         dropped: vec![],
         stdout_file: None,
+        assemble: None,
     }
 }
 

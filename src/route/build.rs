@@ -33,6 +33,7 @@ pub(super) fn build_plan(
         argv,
         dropped,
         stdout_file: None,
+        assemble: None,
     })
 }
 

@@ -38,6 +38,12 @@ pub struct Plan {
     /// Left out of the JSON when `None`, so older plans (and their keys) are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_file: Option<String>,
+    /// An absolute container path the task writes before bb runs: every input, in
+    /// plan order, concatenated (a msgpack request sent as content-addressed parts,
+    /// see `msgpack/parts.rs`). The argv names that path as a literal. Left out of the
+    /// JSON when `None`, like `stdout_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assemble: Option<String>,
 }
 
 /// One file bb reads.
@@ -196,6 +202,7 @@ mod tests {
             ],
             dropped: vec![],
             stdout_file: None,
+            assemble: None,
         }
     }
 

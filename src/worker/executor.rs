@@ -1,6 +1,7 @@
 //! Running one admitted task from start to finish.
 //!
-//! QUEUED -> INITIALIZING (sandbox, inputs) -> RUNNING (each executor in turn) ->
+//! QUEUED -> INITIALIZING (sandbox, inputs) -> RUNNING (each executor in turn: bb,
+//! or the built-in `cat` of `builtin.rs`) ->
 //! outputs uploaded -> COMPLETE; or EXECUTOR_ERROR (an executor exited non-zero
 //! without `ignore_error`), CANCELED, or SYSTEM_ERROR (anything on the worker's side,
 //! with a line in `system_logs` saying what). The sandbox is deleted at the end
@@ -14,6 +15,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::admission::Demand;
+use super::builtin;
 use super::confine;
 use super::db::now_rfc3339;
 use super::files;
@@ -123,6 +125,22 @@ async fn execute(
         .await
         .map_err(|e| e.to_string())?;
     for (i, executor) in task.executors.iter().enumerate() {
+        if builtin::is_cat(executor) {
+            let mut entry = ExecutorLog {
+                start_time: Some(now_rfc3339()),
+                ..ExecutorLog::default()
+            };
+            let joined = builtin::run_cat(task, executor, sandbox).await;
+            entry.end_time = Some(now_rfc3339());
+            entry.exit_code = i32::from(joined.is_err());
+            entry.stderr = joined.err();
+            let failed = entry.exit_code != 0;
+            log.logs.push(entry);
+            if failed && !executor.ignore_error.unwrap_or(false) {
+                return Ok(State::ExecutorError);
+            }
+            continue;
+        }
         let bb = worker
             .rules()
             .bb_for(&executor.image)

@@ -10,6 +10,7 @@
 //! - [`api`]: HTTP routes and views; [`auth`]: bearer token and the loopback rule;
 //!   [`http`]: connection cap and timeouts;
 //! - [`validate`]: what a task may ask for; [`sandbox`]: container paths and argv;
+//!   [`builtin`]: the built-in `cat` that rebuilds a request sent in parts;
 //!   [`confine`]: Landlock around each bb process;
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
 //!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
@@ -22,6 +23,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod builtin;
 pub mod confine;
 pub mod db;
 pub mod executor;

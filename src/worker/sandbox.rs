@@ -288,6 +288,22 @@ mod tests {
             argv,
             ["bb", "-c", "/crs", "gates", "-b", "/sb/root/in/p.json"]
         );
+        let msgpack = strings(&["bb", "msgpack", "run", "--input", "/req/r"]);
+        let argv = sandbox
+            .rewrite_argv(&msgpack, "/", Path::new("bb"), Path::new("/crs"))
+            .unwrap();
+        assert_eq!(
+            argv,
+            [
+                "bb",
+                "-c",
+                "/crs",
+                "msgpack",
+                "run",
+                "--input",
+                "/sb/root/req/r"
+            ]
+        );
         let legacy = strings(&["bb", "prove_ultra_honk", "-b", "/in/p.json"]);
         let argv = sandbox
             .rewrite_argv(&legacy, "/", Path::new("bb"), Path::new("/crs"))

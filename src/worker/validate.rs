@@ -2,7 +2,8 @@
 //! names the field, and nothing is half-created.
 //!
 //! What this worker accepts beyond the TES schema's own rules:
-//! - every executor's `image` is one the worker maps to a bb binary;
+//! - every executor's `image` is one the worker maps to a bb binary, and runs bb, or
+//!   the built-in `cat` over the task's own inputs (see `builtin.rs`);
 //! - every container path (input/output paths, `workdir`, `stdin`/`stdout`/`stderr`,
 //!   `volumes`, absolute paths in `command`) stays inside the sandbox;
 //! - FILE inputs give inline `content` or a content-addressed URL of the worker's
@@ -78,6 +79,16 @@ impl Rules<'_> {
             }
             if executor.command.is_empty() {
                 return Err(format!("{what}.command is empty"));
+            }
+            if super::builtin::is_cat(executor) {
+                // Before any bb has run, the sandbox holds only what the worker put
+                // there: no link a bb could have planted.
+                if i > 0 && !super::builtin::is_cat(&task.executors[i - 1]) {
+                    return Err(format!(
+                        "{what}: the built-in `cat` must come before every bb executor"
+                    ));
+                }
+                super::builtin::check_cat(task, executor, &what)?;
             }
             for (j, arg) in executor.command.iter().enumerate() {
                 no_nul(arg, || format!("{what}.command[{j}]"))?;
@@ -275,5 +286,29 @@ mod tests {
             ..Resources::default()
         });
         expect_err(&t, "64 GiB");
+    }
+
+    #[test]
+    fn the_built_in_cat_reads_only_inputs_and_runs_before_bb() {
+        let hex = "ab".repeat(32);
+        let mut t = task();
+        t.inputs.push(Input {
+            url: Some(format!("file:///srv/store/cas/sha256/{hex}")),
+            path: "/in/0/part".into(),
+            ..Input::default()
+        });
+        let cat = |file: &str| Executor {
+            image: "bb".into(),
+            command: vec!["cat".into(), file.into()],
+            stdout: Some("/req/r".into()),
+            ..Executor::default()
+        };
+        t.executors.insert(0, cat("/in/0/part"));
+        assert!(check(&t).is_ok());
+        t.executors[0] = cat("/etc/passwd");
+        expect_err(&t, "executors[0].command[1] \"/etc/passwd\"");
+        t.executors[0] = cat("/in/0/part");
+        t.executors.swap(0, 1);
+        expect_err(&t, "executors[1]: the built-in `cat` must come before");
     }
 }
