@@ -186,10 +186,10 @@ pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), 
     }
     let mut bb_argv = vec![spec.side.bb.clone()];
     let mut rendered = plan.render_argv(&layout.mapping)?.into_iter();
-    // The executor's CRS goes where the reference worker puts its own: before a modern
-    // subcommand (bb 5's CLI11 refuses it after `gates`, `check` or `msgpack`), after a
-    // legacy command (legacy bb scans the whole argv).
-    if plan.generation == Generation::Legacy {
+    // The executor's CRS goes right after the (sub)command, where both grammars take
+    // it and where `bb -v` lists it among the options as it did for the caller; but
+    // before `msgpack`, whose `run` refuses it (bb 5 exits 109).
+    if plan.generation == Generation::Legacy || plan.command != "msgpack" {
         bb_argv.extend(rendered.next());
     }
     if let Some(crs) = &spec.side.crs {
@@ -478,9 +478,9 @@ mod tests {
                 "/home/me/out",
                 META_DIR,
                 "/usr/src/barretenberg/cpp/build/bin/bb",
+                "prove",
                 "-c",
                 "/crs",
-                "prove",
                 "-b",
                 "p.json",
                 "-w",
