@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 /// - `echo ARGS`: print the argv it got (with `-c`), HOME and the working directory;
 /// - `sleep SECS [PIDFILE]`: write its pid, then sleep;
 /// - `write DEST TEXT`: write TEXT to DEST (creating directories);
+/// - `big DEST BYTES`: make DEST a sparse file of BYTES (a large output, cheaply);
 /// - `fail`: print to stderr and exit 7.
 const FAKE_BB: &str = r#"#!/bin/sh
 all="$*"
@@ -24,6 +25,7 @@ case "$sub" in
   echo) echo "argv: $all"; echo "HOME=$HOME"; echo "pwd=$(pwd)" ;;
   sleep) [ -n "$2" ] && mkdir -p "$(dirname "$2")" && echo $$ > "$2"; exec sleep "$1" ;;
   write) mkdir -p "$(dirname "$1")"; printf '%s' "$2" > "$1" ;;
+  big) mkdir -p "$(dirname "$1")"; truncate -s "$2" "$1" ;;
   fail) echo "fake bb failed" >&2; exit 7 ;;
   *) echo "unknown fake command $sub" >&2; exit 2 ;;
 esac

@@ -115,3 +115,50 @@ async fn finished_tasks_and_their_outputs_are_deleted_after_retention() {
         "an unfinished task must stay: {task:?}"
     );
 }
+
+/// Whoever can write the shared store can put a huge object under a `cas/` key: the
+/// worker must stop at its cache budget (not fill its disk and only then find the
+/// digest wrong), fail the task with a system log saying why, and keep no file.
+#[tokio::test]
+async fn a_huge_object_under_a_cas_key_is_refused_at_the_cache_budget() {
+    let scratch = Scratch::new();
+    let store = scratch.store();
+    let claimed = bb_remote::store::Digest::of_bytes(b"a small witness");
+    let blob = scratch.store_dir().join("cas/sha256").join(claimed.hex());
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    // 4 GiB announced, sparse: nothing is really written to this test's disk.
+    std::fs::File::create(&blob)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let budget = 1_000_000u64;
+    let mut args = scratch.fake_args();
+    args.extend(["--cache-max-bytes".into(), budget.to_string()]);
+    let worker = WorkerProc::start(&args);
+    let task = json!({
+        "inputs": [{ "url": store.cas_url(&claimed).as_str(), "path": "/w/witness.gz" }],
+        "executors": [{ "image": "bb", "command": ["bb", "echo"] }]
+    });
+    let id = worker.create(&task).await;
+    let done = worker.wait_terminal(&id).await;
+    assert_eq!(done.state, Some(State::SystemError), "{done:#?}");
+    let system = done.logs[0].system_logs.join("\n");
+    for want in [
+        "larger than 1000000 bytes",
+        "--cache-max-bytes",
+        &claimed.hex(),
+    ] {
+        assert!(system.contains(want), "{want:?} missing in: {system}");
+    }
+    assert!(
+        worker.log().contains("larger than 1000000 bytes"),
+        "{}",
+        worker.log()
+    );
+    let cache = scratch.data_dir().join("cache/sha256");
+    assert!(
+        entries(&cache).is_empty(),
+        "left in the cache: {:?}",
+        entries(&cache)
+    );
+}

@@ -23,16 +23,28 @@ pub(crate) fn default_retry() -> RetryConfig {
     }
 }
 
+/// What [`build`] made for a URL.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    /// The path of the URL inside `store`.
+    pub(crate) prefix: ObjectPath,
+    /// The same S3 client, typed: cleaning up unfinished multipart uploads needs its
+    /// request signer (`staged`), which `dyn ObjectStore` does not offer.
+    pub(crate) s3: Option<Arc<object_store::aws::AmazonS3>>,
+}
+
 /// The store for `url` and the path of `url` inside it.
 pub(crate) fn build(
     url: &Url,
     options: &[(String, String)],
     retry: RetryConfig,
-) -> object_store::Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+) -> object_store::Result<Built> {
     use object_store::{aws, azure, gcp, http, local, memory};
     super::ensure_tls_provider();
     let (scheme, path) = ObjectStoreScheme::parse(url)?;
     let path = ObjectPath::parse(path)?;
+    let mut s3 = None;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::Local => Arc::new(local::LocalFileSystem::new()),
         ObjectStoreScheme::Memory => Arc::new(memory::InMemory::new()),
@@ -41,7 +53,9 @@ pub(crate) fn build(
             let b = configure(b, options, |b, k: aws::AmazonS3ConfigKey, v| {
                 b.with_config(k, v)
             });
-            Arc::new(b.with_retry(retry).build()?)
+            let client = Arc::new(b.with_retry(retry).build()?);
+            s3 = Some(client.clone());
+            client
         }
         ObjectStoreScheme::GoogleCloudStorage => {
             let b = gcp::GoogleCloudStorageBuilder::new().with_url(url.as_str());
@@ -72,7 +86,11 @@ pub(crate) fn build(
             })
         }
     };
-    Ok((store, path))
+    Ok(Built {
+        store,
+        prefix: path,
+        s3,
+    })
 }
 
 /// Apply every option whose (lowercased) key the builder knows; ignore the rest, as
@@ -126,8 +144,8 @@ mod tests {
     #[test]
     fn prefix_is_the_url_path() {
         let url = Url::parse("https://example.org/dav/p").unwrap();
-        let (_, path) = build(&url, &[], default_retry()).unwrap();
-        assert_eq!(path.as_ref(), "dav/p");
+        let built = build(&url, &[], default_retry()).unwrap();
+        assert_eq!(built.prefix.as_ref(), "dav/p");
     }
 
     #[test]

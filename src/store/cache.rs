@@ -7,17 +7,30 @@
 
 use std::path::{Path, PathBuf};
 
+use super::download::Limit;
 use super::{Digest, Store, StoreError};
 
 /// A directory of verified blobs, keyed by digest.
 #[derive(Debug, Clone)]
 pub struct LocalCasCache {
     root: PathBuf,
+    /// The largest blob fetched; a bigger answer from the store is refused.
+    max_entry: Option<Limit>,
 }
 
 impl LocalCasCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            max_entry: None,
+        }
+    }
+
+    /// Refuse to fetch a blob larger than `bytes`; `bound` says what set it (for the
+    /// error), e.g. the cache's byte budget.
+    pub fn with_max_entry(mut self, bytes: u64, bound: &'static str) -> Self {
+        self.max_entry = Some(Limit { bytes, bound });
+        self
     }
 
     /// Where the blob with `digest` lives (or will live) in the cache.
@@ -41,7 +54,7 @@ impl LocalCasCache {
             .map_err(StoreError::io(&dir))?;
         let key = store.cas_key(digest);
         store
-            .download_verified(&key, &dir, &digest.hex(), digest)
+            .download_verified_within(&key, &dir, &digest.hex(), digest, self.max_entry)
             .await?;
         Ok(path)
     }
@@ -127,6 +140,30 @@ mod tests {
         let err = cache.fetch(&store, &digest).await.unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
         assert!(!cache.path_for(&digest).exists());
+    }
+
+    #[tokio::test]
+    async fn a_blob_over_the_entry_limit_is_refused_and_leaves_nothing() {
+        let store = store();
+        let digest = Digest::of_bytes(b"small");
+        // A hostile store answers a huge object under the small blob's key.
+        store
+            .object_store()
+            .put(&store.cas_key(&digest), vec![0u8; 100_000].into())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LocalCasCache::new(dir.path()).with_max_entry(1000, "the test's cap");
+        let err = cache.fetch(&store, &digest).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooLarge { limit: 1000, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("the test's cap"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("sha256"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "nothing may remain: {left:?}");
     }
 
     #[tokio::test]

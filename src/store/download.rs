@@ -25,15 +25,38 @@ impl Store {
         name: &str,
         expected: &Digest,
     ) -> Result<u64, StoreError> {
+        self.download_verified_within(key, dest_dir, name, expected, None)
+            .await
+    }
+
+    /// [`Store::download_verified`], refusing more than `limit` bytes: whoever can write
+    /// the store could otherwise fill our disk before the digest check fails.
+    pub async fn download_verified_within(
+        &self,
+        key: &ObjectPath,
+        dest_dir: &Path,
+        name: &str,
+        expected: &Digest,
+        limit: Option<Limit>,
+    ) -> Result<u64, StoreError> {
         check_file_name(name)?;
-        let body = self
+        let got = self
             .inner
             .get(key)
             .await
-            .map_err(|e| StoreError::from_store(key, e))?
-            .into_stream();
+            .map_err(|e| StoreError::from_store(key, e))?;
+        // The announced size is not trusted (the stream is counted too), but a
+        // declared excess is refused before anything is written.
+        if let Some(limit) = limit.filter(|limit| got.meta.size > limit.bytes) {
+            return Err(StoreError::TooLarge {
+                object: key.to_string(),
+                limit: limit.bytes,
+                bound: limit.bound,
+            });
+        }
+        let body = got.into_stream();
         let mut partial = PartialFile::create(dest_dir, name).await?;
-        let size = partial.fill_verified(key, body, expected, None).await?;
+        let size = partial.fill_verified(key, body, expected, limit).await?;
         partial.persist(&dest_dir.join(name)).await?;
         Ok(size)
     }
@@ -64,8 +87,12 @@ impl Store {
             file,
             persisted: false,
         };
+        let limit = Limit {
+            bytes: size,
+            bound: "the size announced for it",
+        };
         let written = partial
-            .fill_verified(&key, body, expected, Some(size))
+            .fill_verified(&key, body, expected, Some(limit))
             .await?;
         partial.file.flush().await.map_err(StoreError::io(dest))?;
         partial.persisted = true;
@@ -83,6 +110,13 @@ impl Store {
         let key = self.key_for_url(url)?;
         self.download_verified(&key, dest_dir, name, expected).await
     }
+}
+
+/// The most bytes a download may bring, and what set that bound (for the error).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub bytes: u64,
+    pub bound: &'static str,
 }
 
 /// A destination name must be one plain path component: no traversal, no nesting.
@@ -118,17 +152,18 @@ impl PartialFile {
         key: &ObjectPath,
         mut body: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
         expected: &Digest,
-        limit: Option<u64>,
+        limit: Option<Limit>,
     ) -> Result<u64, StoreError> {
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StoreError::from_store(key, e))?;
             written += chunk.len() as u64;
-            if let Some(limit) = limit.filter(|&limit| written > limit) {
+            if let Some(limit) = limit.filter(|limit| written > limit.bytes) {
                 return Err(StoreError::TooLarge {
                     object: key.to_string(),
-                    limit,
+                    limit: limit.bytes,
+                    bound: limit.bound,
                 });
             }
             hasher.update(&chunk);

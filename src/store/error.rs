@@ -61,9 +61,14 @@ pub enum StoreError {
         actual: Digest,
     },
 
-    /// An object larger than its announced size: refused before it fills the disk.
-    #[error("object {object} is larger than the {limit} bytes announced for it")]
-    TooLarge { object: String, limit: u64 },
+    /// An object larger than allowed (its announced size, or a cap such as the
+    /// worker's cache budget): refused before it fills the disk.
+    #[error("object {object} is larger than {limit} bytes, {bound}; download stopped")]
+    TooLarge {
+        object: String,
+        limit: u64,
+        bound: &'static str,
+    },
 
     /// The local file's content changed between hashing and uploading.
     #[error("{path} changed while it was being uploaded")]

@@ -13,6 +13,7 @@ mod cache;
 mod digest;
 mod download;
 mod error;
+mod staged;
 mod upload;
 
 use std::sync::{Arc, Once};
@@ -26,7 +27,9 @@ use crate::env_vars;
 
 pub use cache::LocalCasCache;
 pub use digest::{hash_file, BadDigest, Digest};
+pub use download::Limit;
 pub use error::StoreError;
+pub use staged::Unfinished;
 pub use upload::{UploadOutcome, UploadTuning};
 
 /// Key segments of the content-addressed area, under the store's base prefix.
@@ -45,6 +48,8 @@ pub struct Store {
     /// `base_url`'s path inside `inner`.
     prefix: ObjectPath,
     tuning: UploadTuning,
+    /// `inner` again when it is S3 (see `staged`).
+    s3: Option<Arc<object_store::aws::AmazonS3>>,
 }
 
 impl Store {
@@ -79,13 +84,14 @@ impl Store {
             .flat_map(|p| env.vars_with_prefix(p))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let (inner, prefix) = backend::build(&base_url, &options, backend::default_retry())
-            .map_err(|e| {
-                bad(format!(
-                    "{e}\nhelp: settings come from the AWS_*, GOOGLE_* and AZURE_* variables"
-                ))
-            })?;
-        Ok(Self::new(inner, base_url, prefix))
+        let built = backend::build(&base_url, &options, backend::default_retry()).map_err(|e| {
+            bad(format!(
+                "{e}\nhelp: settings come from the AWS_*, GOOGLE_* and AZURE_* variables"
+            ))
+        })?;
+        let mut store = Self::new(built.store, base_url, built.prefix);
+        store.s3 = built.s3;
+        Ok(store)
     }
 
     /// Wrap an already built object store whose objects are addressed by `base_url`.
@@ -95,6 +101,7 @@ impl Store {
             base_url,
             prefix,
             tuning: UploadTuning::default(),
+            s3: None,
         }
     }
 

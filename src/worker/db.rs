@@ -280,6 +280,27 @@ impl Db {
         Ok(found)
     }
 
+    /// Run `work` in one durable write transaction, for tables other modules keep in
+    /// this file (the upload journal, `uploads`).
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let db = self.db()?;
+        let txn = db.begin_write()?;
+        let value = work(&txn)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
+    /// Run `work` in one read transaction (see [`Db::write`]).
+    pub(crate) fn read<T>(
+        &self,
+        work: impl FnOnce(&redb::ReadTransaction) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        work(&self.db()?.begin_read()?)
+    }
+
     /// Every task, in creation order (used once, at start-up, for recovery).
     pub fn all(&self) -> Result<Vec<Task>, DbError> {
         Ok(self.list(&ListFilter::default(), None, usize::MAX)?.0)

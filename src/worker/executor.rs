@@ -216,8 +216,7 @@ async fn execute(
                         .map(String::as_str)
                         .collect();
                     let uploaded =
-                        files::upload_outputs(task, sandbox, &config.store, log, Some(&captures))
-                            .await;
+                        files::upload_outputs(task, sandbox, worker, log, Some(&captures)).await;
                     if let Err(err) = uploaded {
                         tracing::warn!(task = %id, "uploading a failed executor's output: {err}");
                     }
@@ -231,7 +230,7 @@ async fn execute(
             }
         }
     }
-    files::upload_outputs(task, sandbox, &config.store, log, None).await?;
+    files::upload_outputs(task, sandbox, worker, log, None).await?;
     Ok(State::Complete)
 }
 

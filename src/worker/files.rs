@@ -17,6 +17,7 @@ use crate::store::{LocalCasCache, Store};
 use crate::tes::types::{FileType, OutputFileLog, Task, TaskLog};
 
 use super::sandbox::Sandbox;
+use super::service::Worker;
 
 /// Metadata key under which an output's digest is recorded.
 pub fn digest_key(container_path: &str) -> String {
@@ -73,10 +74,11 @@ pub async fn materialize(
 pub async fn upload_outputs(
     task: &Task,
     sandbox: &Sandbox,
-    store: &Store,
+    worker: &Worker,
     log: &mut TaskLog,
     only: Option<&[&str]>,
 ) -> Result<(), String> {
+    let store = &worker.config.store;
     for output in &task.outputs {
         let host = sandbox
             .map(&output.path, "output")
@@ -110,10 +112,9 @@ pub async fn upload_outputs(
             let key = store
                 .key_for_url(&url)
                 .map_err(|e| format!("output {path}: {e}"))?;
-            let (digest, size) = store
-                .put_file(&file, &key)
+            let (digest, size) = super::uploads::put_output(worker, &file, &key)
                 .await
-                .map_err(|e| format!("uploading output {path} to {url}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("uploading output {path} to {url}: {e}"))?;
             log.metadata.insert(digest_key(&path), digest.hex());
             log.outputs.push(OutputFileLog {
                 url,

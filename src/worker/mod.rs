@@ -14,7 +14,8 @@
 //!   [`confine`]: Landlock around each bb process;
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
 //!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
-//!   process; [`files`]: inputs and outputs;
+//!   process; [`files`]: inputs and outputs; [`uploads`]: the journal that lets a
+//!   restart clean up a large upload a crash interrupted;
 //! - [`db`]: durable state; [`metrics`]: `GET /metrics`; [`retention`]: cache budget
 //!   and deleting old finished tasks.
 //!
@@ -34,6 +35,7 @@ pub mod process;
 pub mod retention;
 pub mod sandbox;
 pub mod service;
+pub mod uploads;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -261,7 +263,12 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
         sandboxes_dir,
         kill_grace: Duration::from_secs_f64(args.kill_grace),
         store,
-        cache: LocalCasCache::new(data.join("cache")),
+        // One blob larger than the whole budget could never be kept within it; the
+        // bound also stops a hostile store from filling the disk under a cas/ key.
+        cache: LocalCasCache::new(data.join("cache")).with_max_entry(
+            args.cache_max_bytes,
+            "the input cache budget (--cache-max-bytes)",
+        ),
         confine: !args.no_confine,
         retention: retention::Retention {
             cache_max_bytes: args.cache_max_bytes,

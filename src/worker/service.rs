@@ -70,6 +70,8 @@ pub struct Worker {
     stops: Mutex<HashMap<String, watch::Sender<Stop>>>,
     /// Cache entries (digest hex) each queued or running task needs: never evicted.
     pins: Mutex<HashMap<String, Vec<String>>>,
+    /// Store keys being uploaded (multipart) or cleaned up now (`uploads`).
+    pub uploads: super::uploads::Journal,
     /// Set when the database failed with an I/O error (full disk); cleared once it
     /// is reopened and writable. While set the worker reports unhealthy.
     db_broken: AtomicBool,
@@ -84,6 +86,7 @@ impl Worker {
             metrics: Metrics::default(),
             stops: Mutex::default(),
             pins: Mutex::default(),
+            uploads: Default::default(),
             db_broken: AtomicBool::new(false),
         }
     }
@@ -232,9 +235,11 @@ impl Worker {
             .collect()
     }
 
-    /// Bring the cache within its budget and delete finished tasks past retention,
-    /// with their `runs/` objects; compact the database if any went.
+    /// Clean up after uploads a crash interrupted, bring the cache within its budget
+    /// and delete finished tasks past retention, with their `runs/` objects; compact
+    /// the database if any went.
     pub async fn housekeep(&self) -> Result<(), String> {
+        super::uploads::sweep(self).await;
         self.trim_cache().await?;
         self.expire_finished().await
     }
