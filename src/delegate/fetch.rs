@@ -7,6 +7,8 @@
 //! every transport.
 use std::path::{Path, PathBuf};
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::outputs;
 use super::transport::{RemoteOutput, Transport};
 use crate::error::Error as DelegateError;
@@ -55,23 +57,48 @@ pub async fn write_outputs<T: Transport>(
     Ok(())
 }
 
+/// Outputs downloaded at once. Each goes straight to its own file, so memory does
+/// not grow with this; on a remote store each download is a round trip, and a
+/// proof's few small files one after another added a tiny proof several of them.
+const FETCH_PARALLELISM: usize = 4;
+
 async fn fetch_all<T: Transport>(
     transport: &T,
     planned: &[(&RemoteOutput, PathBuf)],
     out_dir: &Path,
     temps: &mut Temps,
 ) -> Result<(), DelegateError> {
-    for (i, (output, _)) in planned.iter().enumerate() {
-        let temp = out_dir.join(format!("{TEMP_PREFIX}-{}-{i}", std::process::id()));
-        temps.paths.push(temp.clone());
-        transport.fetch_output(output, &temp).await?;
-        let (digest, size) = hash_file(&temp).await?;
-        if digest != output.digest || size != output.size {
-            return Err(DelegateError::BadOutputs(format!(
-                "output {:?}: expected sha256:{} ({} bytes), got sha256:{digest} ({size} bytes)",
-                output.name, output.digest, output.size
-            )));
-        }
+    let pid = std::process::id();
+    // Registered before any is created, so whatever a failure or a drop leaves behind
+    // is removed.
+    temps.paths = (0..planned.len())
+        .map(|i| out_dir.join(format!("{TEMP_PREFIX}-{pid}-{i}")))
+        .collect();
+    let fetches = planned
+        .iter()
+        .zip(&temps.paths)
+        .map(|((output, _), temp)| fetch_one(transport, output, temp));
+    futures::stream::iter(fetches)
+        .buffer_unordered(FETCH_PARALLELISM)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Fetch `output` into the new file `temp` and check its digest and size (whatever
+/// the transport checked itself).
+async fn fetch_one<T: Transport>(
+    transport: &T,
+    output: &RemoteOutput,
+    temp: &Path,
+) -> Result<(), DelegateError> {
+    transport.fetch_output(output, temp).await?;
+    let (digest, size) = hash_file(temp).await?;
+    if digest != output.digest || size != output.size {
+        return Err(DelegateError::BadOutputs(format!(
+            "output {:?}: expected sha256:{} ({} bytes), got sha256:{digest} ({size} bytes)",
+            output.name, output.digest, output.size
+        )));
     }
     Ok(())
 }
@@ -165,6 +192,43 @@ mod tests {
         write_outputs(&t, &results, &out, true).await.unwrap();
         assert_eq!(listing(&out), ["proof", "vk"]);
         assert_eq!(std::fs::read(out.join("vk")).unwrap(), b"V");
+    }
+
+    /// Serves each output only once all of them are being fetched: it deadlocks
+    /// unless the downloads run at the same time.
+    struct AllAtOnce(InMemory, tokio::sync::Barrier);
+
+    impl Transport for AllAtOnce {
+        async fn stage_inputs(
+            &mut self,
+            _: &[PathBuf],
+        ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+            unreachable!()
+        }
+        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+            unreachable!()
+        }
+        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+            self.1.wait().await;
+            self.0.fetch_output(o, dest).await
+        }
+    }
+
+    #[tokio::test]
+    async fn outputs_are_fetched_at_the_same_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: [(&str, &[u8]); 3] = [("proof", b"P"), ("vk", b"V"), ("public_inputs", b"I")];
+        let t = AllAtOnce(backend(&files), tokio::sync::Barrier::new(files.len()));
+        let results: Vec<_> = files.iter().map(|(n, c)| output(n, c)).collect();
+        let fetched = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            write_outputs(&t, &results, dir.path(), false),
+        )
+        .await;
+        fetched
+            .expect("the outputs were fetched one after another")
+            .unwrap();
+        assert_eq!(listing(dir.path()), ["proof", "public_inputs", "vk"]);
     }
 
     #[tokio::test]

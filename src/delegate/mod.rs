@@ -263,6 +263,7 @@ pub fn tes_transport(
         // The same directory the plan's paths were resolved against.
         cwd: std::env::current_dir().ok(),
         engine: task::Engine::Generic,
+        engine_asked: None,
     })
 }
 

@@ -108,23 +108,37 @@ pub async fn result_of(
         }
     };
 
+    // The small files are independent: read them at once (a round trip each on a
+    // remote store). The exit code file exists on generic engines only; the
+    // manifest's outcome matters only when bb succeeded (or on the reference worker).
+    let generic = engine == Engine::Generic;
+    let (exit_text, stdout, stderr, manifest) = futures::join!(
+        async {
+            if generic {
+                read_meta("exit_code", 64).await
+            } else {
+                Ok(None)
+            }
+        },
+        read_meta("stdout", MAX_STREAM_BYTES),
+        read_meta("stderr", MAX_STREAM_BYTES),
+        read_meta("sha256sums", MAX_MANIFEST_BYTES),
+    );
     let exit_code = match engine {
         Engine::ReferenceWorker => exec.exit_code,
         Engine::Generic => {
-            let text = read_meta("exit_code", 64)
-                .await?
-                .ok_or_else(|| bad("the task recorded no exit code".into()))?;
+            let text = exit_text?.ok_or_else(|| bad("the task recorded no exit code".into()))?;
             String::from_utf8_lossy(&text)
                 .trim()
                 .parse::<i32>()
                 .map_err(|_| bad(format!("exit code file holds {text:?}")))?
         }
     };
-    let stdout = match read_meta("stdout", MAX_STREAM_BYTES).await? {
+    let stdout = match stdout? {
         Some(bytes) => bytes,
         None => tail_of(|e| &e.stdout).into_bytes(),
     };
-    let stderr = match read_meta("stderr", MAX_STREAM_BYTES).await? {
+    let stderr = match stderr? {
         Some(bytes) => bytes,
         None => tail_of(|e| &e.stderr).into_bytes(),
     };
@@ -133,7 +147,7 @@ pub async fn result_of(
     // its stdout and stderr then).
     let mut outputs = Vec::new();
     if exit_code == 0 || engine == Engine::ReferenceWorker {
-        let manifest = match (engine, read_meta("sha256sums", MAX_MANIFEST_BYTES).await?) {
+        let manifest = match (engine, manifest?) {
             (_, Some(text)) => Some(parse_manifest(&text).map_err(&bad)?),
             (Engine::Generic, None) => {
                 let why = read_meta("manifest.err", MAX_MANIFEST_BYTES)

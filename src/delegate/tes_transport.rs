@@ -61,8 +61,10 @@ pub struct TesTransport {
     pub env: BTreeMap<String, String>,
     /// The caller's working directory (its paths become the container's where possible).
     pub cwd: Option<PathBuf>,
-    /// Which kind of engine the backend is: asked at the start of `execute`.
+    /// Which kind of engine the backend is: known at the start of `execute`.
     pub engine: Engine,
+    /// The answer to that question, asked while the inputs upload (`stage_inputs`).
+    pub engine_asked: Option<Result<Engine, DelegateError>>,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -77,7 +79,15 @@ impl Transport for TesTransport {
         files: &[PathBuf],
     ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
         let began = Instant::now();
-        let outcomes = self.store.upload_many(files, UPLOAD_PARALLELISM).await?;
+        // The backend's kind is asked meanwhile, one round trip less before the
+        // create. Its answer (or error) is used by `execute`; a failed upload does
+        // not wait for it.
+        let (outcomes, engine) = futures::future::try_join(
+            async { Ok(self.store.upload_many(files, UPLOAD_PARALLELISM).await?) },
+            async { Ok::<_, DelegateError>(self.ask_engine().await) },
+        )
+        .await?;
+        self.engine_asked = Some(engine);
         tracing::debug!(ms = ms(began), "inputs hashed and stored");
         let mut stats = UploadStats::default();
         for o in &outcomes {
@@ -105,7 +115,10 @@ impl Transport for TesTransport {
                 .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?,
         };
         let started = Instant::now();
-        self.engine = self.ask_engine().await?;
+        self.engine = match self.engine_asked.take() {
+            Some(asked) => asked?,
+            None => self.ask_engine().await?,
+        };
         let out_dir = build_task(job, &self.spec(&self.attempt))
             .map_err(|e| DelegateError::Io(format!("building the task: {e}")))?
             .1;
@@ -249,11 +262,7 @@ impl TesTransport {
             }
             return Ok(found);
         }
-        let mut delays = self
-            .client
-            .retry_policy()
-            .backoff(self.client.time_left())
-            .build();
+        let mut delays = self.client.retry_policy().backoff().build();
         loop {
             let err = match self.client.create_task(task).await {
                 Ok(id) => return Ok(Submitted { id, created: true }),

@@ -45,6 +45,14 @@ pub(crate) fn build(
     let (scheme, path) = ObjectStoreScheme::parse(url)?;
     let path = ObjectPath::parse(path)?;
     let mut s3 = None;
+    let mut options = options.to_vec();
+    if plaintext_only(&scheme, url, &options) {
+        // No TLS will ever be used: skip loading the system's CA roots (several ms
+        // per invocation). An https connection would fail verification, never go
+        // unverified.
+        options.push(("disable_system_certificates".into(), "true".into()));
+    }
+    let options = options.as_slice();
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::Local => Arc::new(local::LocalFileSystem::new()),
         ObjectStoreScheme::Memory => Arc::new(memory::InMemory::new()),
@@ -91,6 +99,45 @@ pub(crate) fn build(
         prefix: path,
         s3,
     })
+}
+
+/// Whether every connection this store makes is plain http: an `http://` URL, or S3
+/// at an `http://` endpoint with static keys (no STS or instance metadata lookup),
+/// and no proxy. Anything else may need the system's CA roots.
+fn plaintext_only(scheme: &ObjectStoreScheme, url: &Url, options: &[(String, String)]) -> bool {
+    let get = |names: &[&str]| {
+        options
+            .iter()
+            .find(|(k, _)| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+            .map(|(_, v)| v.as_str())
+    };
+    let any_key = |needle: &str| {
+        options
+            .iter()
+            .any(|(k, _)| k.to_ascii_lowercase().contains(needle))
+    };
+    if any_key("proxy") {
+        return false;
+    }
+    match scheme {
+        ObjectStoreScheme::Http => url.scheme() == "http",
+        ObjectStoreScheme::AmazonS3 => {
+            let endpoints = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"];
+            let http_endpoint = endpoints
+                .iter()
+                .filter_map(|n| get(&[n]))
+                .all(|e| e.starts_with("http://"))
+                && get(&endpoints).is_some();
+            let static_keys =
+                get(&["AWS_ACCESS_KEY_ID"]).is_some() && get(&["AWS_SECRET_ACCESS_KEY"]).is_some();
+            let other_credentials = any_key("web_identity")
+                || any_key("role_arn")
+                || any_key("sts")
+                || any_key("container_credentials");
+            http_endpoint && static_keys && !other_credentials
+        }
+        _ => false,
+    }
 }
 
 /// Apply every option whose (lowercased) key the builder knows; ignore the rest, as
@@ -146,6 +193,51 @@ mod tests {
         let url = Url::parse("https://example.org/dav/p").unwrap();
         let built = build(&url, &[], default_retry()).unwrap();
         assert_eq!(built.prefix.as_ref(), "dav/p");
+    }
+
+    #[test]
+    fn system_roots_are_skipped_only_when_nothing_can_use_tls() {
+        let s3 = |pairs: &[(&str, &str)]| {
+            let url = Url::parse("s3://bucket/p").unwrap();
+            plaintext_only(&ObjectStoreScheme::AmazonS3, &url, &opts(pairs))
+        };
+        let keys = [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = keys.to_vec();
+            all.extend_from_slice(extra);
+            all
+        };
+        assert!(s3(&with(&[("AWS_ENDPOINT", "http://127.0.0.1:9000")])));
+        assert!(!s3(&with(&[("AWS_ENDPOINT", "https://s3.example")])));
+        assert!(!s3(&with(&[])), "AWS itself is https");
+        assert!(
+            !s3(&[("AWS_ENDPOINT", "http://127.0.0.1:9000")]),
+            "no static keys"
+        );
+        assert!(!s3(&with(&[
+            ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_ENDPOINT_URL_S3", "https://s3.example"),
+        ])));
+        assert!(!s3(&with(&[
+            ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t"),
+        ])));
+        assert!(!s3(&with(&[
+            ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_PROXY_URL", "https://proxy"),
+        ])));
+        let http = |u: &str| {
+            let url = Url::parse(u).unwrap();
+            plaintext_only(&ObjectStoreScheme::Http, &url, &[])
+        };
+        assert!(http("http://127.0.0.1:8080/dav"));
+        assert!(!http("https://example.org/dav"));
+        let gs = Url::parse("gs://bucket").unwrap();
+        assert!(!plaintext_only(
+            &ObjectStoreScheme::GoogleCloudStorage,
+            &gs,
+            &[]
+        ));
     }
 
     #[test]

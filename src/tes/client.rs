@@ -1,8 +1,8 @@
 //! A GA4GH TES v1.1 HTTP client: the shim's side of the task RPC.
 //!
 //! Every request has its own deadline: a connect timeout and a whole-request timeout
-//! (body included), shortened to the caller's overall deadline when one is set
-//! ([`TesClient::with_deadline`]). JSON replies are read up to [`MAX_JSON_BODY`] bytes,
+//! (body included); the whole delegated call is bounded by its caller
+//! (`delegate::drive`, `BB_REMOTE_TIMEOUT`). JSON replies are read up to [`MAX_JSON_BODY`] bytes,
 //! never more, so a hostile or broken backend cannot fill memory; task lists stop
 //! after [`MAX_LIST_PAGES`] pages or [`LIST_TIME_LIMIT`]. The idempotent calls (get,
 //! list, cancel, service-info) retry by themselves on transport errors, 5xx, 408 and
@@ -19,7 +19,6 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::{error_message, redacted, truncate};
-use super::retry::retry_within;
 use super::types::{CreateTaskResponse, ListTasksResponse, ServiceInfo, State, Task, View};
 use super::BASE_PATH;
 
@@ -83,13 +82,6 @@ pub struct ListQuery {
     pub view: View,
 }
 
-/// An overall deadline: the instant, and the budget it was set with (for messages).
-#[derive(Debug, Clone, Copy)]
-struct Deadline {
-    at: Instant,
-    budget: Duration,
-}
-
 /// A TES v1.1 client for one backend.
 #[derive(Clone)]
 pub struct TesClient {
@@ -99,7 +91,6 @@ pub struct TesClient {
     token: Option<String>,
     retry: RetryPolicy,
     request_timeout: Duration,
-    deadline: Option<Deadline>,
 }
 
 impl std::fmt::Debug for TesClient {
@@ -108,7 +99,6 @@ impl std::fmt::Debug for TesClient {
         f.debug_struct("TesClient")
             .field("base", &redacted(&self.base))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -140,10 +130,17 @@ impl TesClient {
             base.set_path(&format!("{path}{BASE_PATH}"));
         }
         crate::store::ensure_tls_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("bb-remote/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("bb-remote/", env!("CARGO_PKG_VERSION")));
+        if base.scheme() == "http" {
+            // A plain-http backend needs no CA roots, and loading the system's (every
+            // file of its certificate directory) costs each delegated call several ms.
+            // With no roots, an https redirect fails verification: never unverified.
+            builder = builder.tls_certs_only([]);
+        }
+        let http = builder
             .build()
             .map_err(|e| bad(format!("cannot build an HTTP client: {e}")))?;
         Ok(Self {
@@ -152,22 +149,7 @@ impl TesClient {
             token: options.token,
             retry: options.retry,
             request_timeout: options.request_timeout,
-            deadline: None,
         })
-    }
-
-    /// The same client (sharing its connections) whose every request, retries and
-    /// pauses included, ends by `deadline`; past it, calls fail with
-    /// [`TesError::Deadline`] at once. For a whole-call timeout.
-    pub fn with_deadline(&self, deadline: Instant) -> Self {
-        let budget = deadline.saturating_duration_since(Instant::now());
-        Self {
-            deadline: Some(Deadline {
-                at: deadline,
-                budget,
-            }),
-            ..self.clone()
-        }
     }
 
     /// The TES base URL in use (ending in `/ga4gh/tes/v1`).
@@ -178,12 +160,6 @@ impl TesClient {
     /// The retry policy applied to idempotent calls.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
-    }
-
-    /// Time left before the deadline, if there is one.
-    pub fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.at.saturating_duration_since(Instant::now()))
     }
 
     /// `POST /tasks`: submit a task, returning its id. Sent once, never retried here.
@@ -276,7 +252,7 @@ impl TesClient {
     /// Cancelling twice is harmless, so it is retried.
     pub async fn cancel_task(&self, id: &str) -> Result<(), TesError> {
         let url = self.url(&["tasks", &format!("{id}:cancel")]);
-        retry_within(&self.retry, self.time_left(), "cancel task", || async {
+        retry(&self.retry, "cancel task", || async {
             // The reply is `{}`; nothing in it to check.
             self.send(Method::POST, &url, None).await.map(drop)
         })
@@ -290,7 +266,7 @@ impl TesClient {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: &Url, what: &str) -> Result<T, TesError> {
-        retry_within(&self.retry, self.time_left(), what, || async {
+        retry(&self.retry, what, || async {
             let body = self.send(Method::GET, url, None).await?;
             decode(url, &body)
         })
@@ -306,23 +282,6 @@ impl TesClient {
         url
     }
 
-    /// This request's timeout: the request timeout, cut to the time left.
-    fn timeout_for(&self, url: &Url) -> Result<Duration, TesError> {
-        match self.deadline {
-            None => Ok(self.request_timeout),
-            Some(d) => {
-                let left = d.at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(TesError::Deadline {
-                        url: redacted(url),
-                        budget: d.budget,
-                    });
-                }
-                Ok(self.request_timeout.min(left))
-            }
-        }
-    }
-
     /// Send one request; a 2xx gives its body (at most [`MAX_JSON_BODY`] bytes),
     /// anything else a classified error.
     async fn send(
@@ -331,11 +290,10 @@ impl TesClient {
         url: &Url,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, TesError> {
-        let timeout = self.timeout_for(url)?;
         let mut req = self
             .http
             .request(method, url.clone())
-            .timeout(timeout)
+            .timeout(self.request_timeout)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
@@ -345,15 +303,9 @@ impl TesClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let transport = |source: reqwest::Error| match self.deadline {
-            Some(d) if source.is_timeout() && Instant::now() >= d.at => TesError::Deadline {
-                url: redacted(url),
-                budget: d.budget,
-            },
-            _ => TesError::Transport {
-                url: redacted(url),
-                source: source.without_url(),
-            },
+        let transport = |source: reqwest::Error| TesError::Transport {
+            url: redacted(url),
+            source: source.without_url(),
         };
         let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status();
@@ -473,21 +425,6 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("pw"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn request_timeouts_are_cut_to_the_deadline() {
-        let c = TesClient::new("http://h", ClientOptions::default()).unwrap();
-        let url = c.url(&["tasks"]);
-        assert_eq!(c.timeout_for(&url).unwrap(), Duration::from_secs(30));
-        let soon = c.with_deadline(Instant::now() + Duration::from_secs(2));
-        let t = soon.timeout_for(&url).unwrap();
-        assert!(
-            t <= Duration::from_secs(2) && t > Duration::from_secs(1),
-            "{t:?}"
-        );
-        let past = c.with_deadline(Instant::now());
-        assert!(past.timeout_for(&url).unwrap_err().is_deadline());
     }
 
     #[test]

@@ -1,5 +1,4 @@
 //! Why a TES call failed, and how the server's explanation is shown.
-use std::time::Duration;
 
 /// How much of an error body is kept for the message.
 const MAX_ERROR_MESSAGE: usize = 2000;
@@ -49,21 +48,12 @@ pub enum TesError {
     /// A task list that does not end (pages without end, or a page token repeated).
     #[error("TES backend at {url}: {reason}")]
     Paging { url: String, reason: String },
-
-    /// The caller's deadline (the whole delegated call) passed before an answer came.
-    #[error("no answer from the TES backend at {url} within the time left ({budget:?} in all)")]
-    Deadline { url: String, budget: Duration },
 }
 
 impl TesError {
     /// Transport failures and 5xx/408/429: the call may succeed later.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transport { .. } | Self::Unavailable { .. })
-    }
-
-    /// The caller's overall deadline passed (see `TesClient::with_deadline`).
-    pub fn is_deadline(&self) -> bool {
-        matches!(self, Self::Deadline { .. })
     }
 }
 

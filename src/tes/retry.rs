@@ -7,8 +7,7 @@ use backon::{ExponentialBuilder, Retryable};
 use super::error::TesError;
 
 /// Bounded, jittered exponential backoff. Worst-case duration of a retried call is
-/// `max_attempts` × the request timeout plus `max_total_delay` (and never past the
-/// client's deadline, when it has one).
+/// `max_attempts` × the request timeout plus `max_total_delay`.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
@@ -31,19 +30,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The backoff schedule, with the total sleep capped at `max_total_delay` and at
-    /// `time_left`.
-    pub fn backoff(&self, time_left: Option<Duration>) -> ExponentialBuilder {
-        let total = match time_left {
-            Some(left) => self.max_total_delay.min(left),
-            None => self.max_total_delay,
-        };
+    /// The backoff schedule, with the total sleep capped at `max_total_delay`.
+    pub fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(total))
+            .with_total_delay(Some(self.max_total_delay))
     }
 }
 
@@ -54,21 +48,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, TesError>>,
 {
-    retry_within(policy, None, what, op).await
-}
-
-/// [`retry`] whose sleeps end by `time_left`.
-pub(super) async fn retry_within<T, F, Fut>(
-    policy: &RetryPolicy,
-    time_left: Option<Duration>,
-    what: &str,
-    op: F,
-) -> Result<T, TesError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, TesError>>,
-{
-    op.retry(policy.backoff(time_left))
+    op.retry(policy.backoff())
         .when(TesError::is_retryable)
         .notify(|err, delay| tracing::warn!(%what, error = %err, ?delay, "retrying TES call"))
         .await

@@ -13,7 +13,9 @@
 use crate::logging::error_chain;
 use std::path::{Path, PathBuf};
 
-use crate::store::{LocalCasCache, Store};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::store::{Digest, LocalCasCache, Store};
 use crate::tes::types::{FileType, OutputFileLog, Task, TaskLog};
 
 use super::sandbox::Sandbox;
@@ -69,8 +71,14 @@ pub async fn materialize(
     Ok(())
 }
 
-/// Upload every output, recording each file in `log`; with `only`, just the output
-/// files at those container paths (a failed executor's stdout and stderr captures).
+/// Output files uploaded at once (those sent in one request).
+const UPLOAD_PARALLELISM: usize = 4;
+
+/// Upload every output, recording each file in `log` (in the task's output order);
+/// with `only`, just the output files at those container paths (a failed executor's
+/// stdout and stderr captures). Files go several at once: on a remote store each
+/// upload is a round trip, and a proof's handful of small files one after another
+/// cost a tiny proof more than bb's own run.
 pub async fn upload_outputs(
     task: &Task,
     sandbox: &Sandbox,
@@ -79,51 +87,85 @@ pub async fn upload_outputs(
     only: Option<&[&str]>,
 ) -> Result<(), String> {
     let store = &worker.config.store;
+    // (host file, url, container path) of every file to upload.
+    let mut files = Vec::new();
     for output in &task.outputs {
         let host = sandbox
             .map(&output.path, "output")
             .map_err(|e| e.to_string())?;
-        let files = match output.file_type {
-            FileType::File => vec![(host, output.url.clone(), output.path.clone())],
+        match output.file_type {
+            FileType::File => files.push((host, output.url.clone(), output.path.clone())),
             FileType::Directory => {
                 let walk_root = host.clone();
                 let relative = tokio::task::spawn_blocking(move || regular_files(&walk_root))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| format!("listing output directory {}: {e}", output.path))?;
-                relative
-                    .into_iter()
-                    .map(|rel| {
-                        let rel = rel.to_string_lossy().into_owned();
-                        let url = format!("{}/{rel}", output.url.trim_end_matches('/'));
-                        let path = format!("{}/{rel}", output.path.trim_end_matches('/'));
-                        (host.join(&rel), url, path)
-                    })
-                    .collect()
+                files.extend(relative.into_iter().map(|rel| {
+                    let rel = rel.to_string_lossy().into_owned();
+                    let url = format!("{}/{rel}", output.url.trim_end_matches('/'));
+                    let path = format!("{}/{rel}", output.path.trim_end_matches('/'));
+                    (host.join(&rel), url, path)
+                }));
             }
-        };
-        for (file, url, path) in files {
-            if only.is_some_and(|keep| !keep.contains(&path.as_str())) {
-                continue;
-            }
-            if !tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file()) {
-                return Err(format!("output {path} was not produced"));
-            }
-            let key = store
-                .key_for_url(&url)
-                .map_err(|e| format!("output {path}: {e}"))?;
-            let (digest, size) = super::uploads::put_output(worker, &file, &key)
-                .await
-                .map_err(|e| format!("uploading output {path} to {url}: {e}"))?;
-            log.metadata.insert(digest_key(&path), digest.hex());
-            log.outputs.push(OutputFileLog {
-                url,
-                path,
-                size_bytes: size.to_string(),
-            });
         }
     }
+    if let Some(keep) = only {
+        files.retain(|(_, _, path)| keep.contains(&path.as_str()));
+    }
+    let mut large = Vec::with_capacity(files.len());
+    for (file, _, path) in &files {
+        match tokio::fs::metadata(file).await {
+            Ok(meta) if meta.is_file() => large.push(store.sends_multipart(meta.len())),
+            _ => return Err(format!("output {path} was not produced")),
+        }
+    }
+    // One-request files several at once, then multipart ones (each already sends
+    // several parts at once) one at a time: memory stays that of either, not both.
+    let small: Vec<_> = files
+        .iter()
+        .zip(&large)
+        .filter(|(_, large)| !**large)
+        .map(|((file, url, path), _)| upload_one(worker, file, url, path))
+        .collect();
+    let mut small = futures::stream::iter(small)
+        .buffered(UPLOAD_PARALLELISM)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter();
+    let mut uploaded = Vec::with_capacity(files.len());
+    for ((file, url, path), large) in files.iter().zip(&large) {
+        uploaded.push(match large {
+            true => upload_one(worker, file, url, path).await?,
+            false => small.next().expect("one result per small file"),
+        });
+    }
+    for ((_, url, path), (digest, size)) in files.into_iter().zip(uploaded) {
+        log.metadata.insert(digest_key(&path), digest.hex());
+        log.outputs.push(OutputFileLog {
+            url,
+            path,
+            size_bytes: size.to_string(),
+        });
+    }
     Ok(())
+}
+
+/// Upload one output file (host path `file`) to `url`; its digest and size.
+async fn upload_one(
+    worker: &Worker,
+    file: &Path,
+    url: &str,
+    path: &str,
+) -> Result<(Digest, u64), String> {
+    let key = worker
+        .config
+        .store
+        .key_for_url(url)
+        .map_err(|e| format!("output {path}: {e}"))?;
+    super::uploads::put_output(worker, file, &key)
+        .await
+        .map_err(|e| format!("uploading output {path} to {url}: {e}"))
 }
 
 /// Regular files under `dir`, relative to it, sorted; symlinks are skipped.
