@@ -4,4 +4,5 @@ mod bbjs;
 mod delegated;
 mod harness;
 mod parts;
+mod recorded;
 pub mod relay;

@@ -23,19 +23,21 @@
 //! fixture keyed on the request frame's content (the same `ReplayTransport` as the CLI
 //! path); a miss answers an `ErrorResponse` naming the key and the nearest fixture, or
 //! follows `BB_REMOTE_REPLAY_MISS`. With `BB_REMOTE_RECORD` (and a backend) each
-//! delegated request is recorded as that fixture.
+//! delegated request is recorded as that fixture; one the native bb answers (no
+//! backend, or a fallback) is recorded too, as a native-mode fixture (`record.rs`).
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::record::NativeRecorder;
 use super::{frame, parts};
 use crate::config::MissPolicy;
 use crate::config::{Env, Fallback, Settings};
 use crate::delegate::error::DelegateError;
 use crate::delegate::transport::RemoteResult;
-use crate::delegate::{execute_plan, tes_transport, Prepared};
+use crate::delegate::{execute_plan, tes_transport};
 use crate::grammar::Generation;
 use crate::record::format::FixtureDir;
 use crate::record::plan::Chosen;
@@ -68,12 +70,18 @@ pub struct Delegator {
     env: Env,
     scratch: PathBuf,
     next: AtomicUsize,
+    /// With `BB_REMOTE_RECORD` (and no replay): files natively answered requests.
+    recorder: Option<NativeRecorder>,
 }
 
 impl Delegator {
-    /// `None` when nothing is delegated (neither a backend nor fixtures to replay).
+    /// `None` when nothing is delegated, replayed or recorded.
     pub fn new(settings: &Settings, env: &Env, scratch: &Path) -> Option<Self> {
-        if settings.backend.is_none() && settings.replay.is_none() {
+        let recorder = match (&settings.record, &settings.replay) {
+            (Some(fixtures), None) => Some(NativeRecorder::new(fixtures, env)),
+            _ => None,
+        };
+        if settings.backend.is_none() && settings.replay.is_none() && recorder.is_none() {
             return None;
         }
         Some(Self {
@@ -81,6 +89,7 @@ impl Delegator {
             env: env.clone(),
             scratch: scratch.to_owned(),
             next: AtomicUsize::new(0),
+            recorder,
         })
     }
 
@@ -91,8 +100,11 @@ impl Delegator {
     /// Run one request remotely. `gone` turns `true` when the client disconnects:
     /// the remote task is then cancelled.
     pub async fn answer(&self, body: Vec<u8>, gone: watch::Receiver<bool>) -> Answer {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let dir = self.scratch.join(format!("request-{n}"));
+        if self.settings.backend.is_none() && self.settings.replay.is_none() {
+            // Recording without a backend: the native bb answers (and is recorded).
+            return Answer::Native(body);
+        }
+        let dir = self.request_dir();
         let outcome = self.run(&dir, &body, gone).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         match outcome {
@@ -114,6 +126,29 @@ impl Delegator {
                 Answer::Frame(frame::error_response(&format!("bb-remote: {err}")))
             }
         }
+    }
+
+    /// With `BB_REMOTE_RECORD`, file `answer`, the native bb's response to `body` (a
+    /// request [`Self::answer`] sent to the native bb), as that request's fixture.
+    pub async fn record_native(&self, body: &[u8], answer: &[u8], started: Instant) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let dir = self.request_dir();
+        match self.stage(&dir, body).await {
+            Ok((plan, present)) => recorder.save(&plan, &present, answer, started).await,
+            Err(Failed::Remote(err)) => {
+                crate::diag::warning(&format_args!("not recording this request: {err}"));
+            }
+            Err(Failed::Replay(_)) => {}
+        }
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+
+    /// A fresh scratch directory name for one request.
+    fn request_dir(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.scratch.join(format!("request-{n}"))
     }
 
     async fn run(
@@ -214,13 +249,7 @@ impl Delegator {
             key: None,
         };
         let result = execute_plan(&mut transport, plan, present).await?;
-        let chosen = Chosen {
-            prepared: Prepared {
-                plan: plan.clone(),
-                present: present.to_vec(),
-            },
-            delegable: true,
-        };
+        let chosen = Chosen::delegable(plan, present);
         let fixtures = FixtureDir::new(fixtures);
         save_delegated(
             &fixtures,

@@ -5,6 +5,8 @@
 //! will answer it at all. What it does not decode: payload fields (the delegation
 //! reads those itself, see `request.rs`).
 
+use std::io::IoSlice;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How bb 5.0.0 treats one request body (observed against the real binary).
@@ -72,8 +74,18 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let len = u32::try_from(body.len())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
-    writer.write_all(&len.to_le_bytes()).await?;
-    writer.write_all(body).await
+    let prefix = len.to_le_bytes();
+    // Prefix and body in one writev: the peer (bb, or a client blocked on its answer)
+    // wakes once per frame, not once for 4 bytes and again for the body.
+    let mut sent = 0;
+    while sent < prefix.len() {
+        let parts = [IoSlice::new(&prefix[sent..]), IoSlice::new(body)];
+        match writer.write_vectored(&parts).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => sent += n,
+        }
+    }
+    writer.write_all(&body[sent - prefix.len()..]).await
 }
 
 /// A response frame body as bb encodes it: `[name, {field: value, ...}]` with fixmap,
@@ -269,6 +281,74 @@ mod tests {
         want.extend_from_slice(msg.as_bytes());
         assert_eq!(error_response(msg), want);
         assert_eq!(response_name(&want), Some("ErrorResponse"));
+    }
+
+    /// A socket stand-in that takes at most `limit` bytes per write and counts writes.
+    struct Chunky {
+        limit: usize,
+        writes: usize,
+        got: Vec<u8>,
+    }
+
+    impl AsyncWrite for Chunky {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.limit - n);
+                self.got.extend_from_slice(&buf[..take]);
+                n += take;
+            }
+            self.writes += 1;
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_is_one_write_and_survives_short_writes() {
+        let mut want = vec![23, 0, 0, 0];
+        want.extend_from_slice(BLAKE);
+        for limit in [usize::MAX, 3, 4, 5, 7] {
+            let mut socket = Chunky {
+                limit,
+                writes: 0,
+                got: Vec::new(),
+            };
+            write_frame(&mut socket, BLAKE).await.unwrap();
+            assert_eq!(socket.got, want, "at most {limit} bytes per write");
+            if limit == usize::MAX {
+                assert_eq!(socket.writes, 1, "prefix and body in one write");
+            }
+        }
     }
 
     #[tokio::test]

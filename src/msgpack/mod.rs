@@ -15,6 +15,7 @@ pub mod delegate;
 pub mod frame;
 pub mod native_child;
 pub mod parts;
+mod record;
 pub mod server;
 
 use std::ffi::OsString;

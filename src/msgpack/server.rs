@@ -21,6 +21,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tokio::io::BufReader;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
@@ -31,6 +32,11 @@ use super::delegate::{Answer, Delegator};
 use super::frame::{self, Envelope};
 use super::native_child::{NativeChild, PrivateDir};
 use crate::config::{Env, Settings};
+
+/// Socket reads go through a buffer this big: a small frame (prefix and body) is one
+/// `read`, and a short read tells tokio the socket is drained, so no `EAGAIN` read
+/// follows. Larger bodies bypass the buffer and are read straight into the frame.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,24 +175,33 @@ impl Server {
         slot.clone().unwrap_or_else(|| Err("unreachable".into()))
     }
 
+    /// One delegable request the native child answers (fallback, bb's own answer, or
+    /// no backend), recorded with `BB_REMOTE_RECORD`; an `ErrorResponse` if the child
+    /// cannot answer (never recorded).
+    async fn ask_native(&self, delegator: &Delegator, body: &[u8]) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        match self.try_ask_native(body).await {
+            Ok(answer) => {
+                delegator.record_native(body, &answer, started).await;
+                answer
+            }
+            Err(e) => frame::error_response(&format!("bb-remote: native bb: {e}")),
+        }
+    }
+
     /// One request answered by the native child on a connection of its own (so the
     /// answer cannot be mistaken for one owed on a client's relay connection).
-    async fn ask_native(&self, body: &[u8]) -> Vec<u8> {
-        let asked = async {
-            let child = self.child().await?;
-            let mut stream = child.connect().await.map_err(|e| e.to_string())?;
-            frame::write_frame(&mut stream, body)
-                .await
-                .map_err(|e| e.to_string())?;
-            match frame::read_frame(&mut stream).await {
-                Ok(Some(answer)) => Ok(answer),
-                Ok(None) => Err("the native bb closed the connection".to_owned()),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        asked
+    async fn try_ask_native(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        let child = self.child().await?;
+        let mut stream = child.connect().await.map_err(|e| e.to_string())?;
+        frame::write_frame(&mut stream, body)
             .await
-            .unwrap_or_else(|e| frame::error_response(&format!("bb-remote: native bb: {e}")))
+            .map_err(|e| e.to_string())?;
+        match frame::read_frame(&mut stream).await {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err("the native bb closed the connection".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn phase(&self) -> Phase {
@@ -202,7 +217,8 @@ struct Upstream {
 }
 
 async fn connection(server: Arc<Server>, stream: UnixStream) {
-    let (mut read, write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let (owed_tx, owed_rx) = mpsc::unbounded_channel();
     let (relayed_tx, relayed_rx) = mpsc::unbounded_channel();
     // Tells delegated work on this connection that its client has gone.
@@ -238,7 +254,7 @@ async fn connection(server: Arc<Server>, stream: UnixStream) {
                 tokio::task::spawn_local(async move {
                     let answer = match delegator.answer(body, gone).await {
                         Answer::Frame(answer) => answer,
-                        Answer::Native(body) => server.ask_native(&body).await,
+                        Answer::Native(body) => server.ask_native(&delegator, &body).await,
                     };
                     let _ = tx.send(answer);
                 });
@@ -274,7 +290,8 @@ async fn relay(
             .connect()
             .await
             .map_err(|e| format!("bb-remote: connecting to the native bb: {e}"))?;
-        let (mut read, write) = stream.into_split();
+        let (read, write) = stream.into_split();
+        let mut read = BufReader::with_capacity(READ_BUFFER, read);
         let relayed = relayed.clone();
         tokio::task::spawn_local(async move {
             while let Ok(Some(answer)) = frame::read_frame(&mut read).await {

@@ -27,6 +27,19 @@ pub(crate) struct Chosen {
     pub delegable: bool,
 }
 
+impl Chosen {
+    /// A delegable invocation's own plan and inputs (the msgpack requests' case).
+    pub(crate) fn delegable(plan: &Plan, present: &[(usize, PathBuf)]) -> Self {
+        Self {
+            prepared: Prepared {
+                plan: plan.clone(),
+                present: present.to_vec(),
+            },
+            delegable: true,
+        }
+    }
+}
+
 /// The plan for `args` (argv without the program name) run in `cwd`.
 pub(crate) fn choose(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Chosen {
     if let Some(prepared) = prepare(settings, env, args, cwd) {

@@ -74,12 +74,36 @@ pub(crate) fn save_delegated<T>(
     started: Instant,
     settings: &Settings,
 ) {
+    let ran = Ran {
+        mode: Mode::Delegated,
+        bb_version: Some(format!("image {}", settings.image)),
+        started,
+    };
+    save_driven(fixtures, chosen, result, transport, ran);
+}
+
+/// Who ran an invocation that went through the driver, and since when.
+pub(crate) struct Ran {
+    pub mode: Mode,
+    pub bb_version: Option<String>,
+    pub started: Instant,
+}
+
+/// Write the fixture of a run that went through the driver over `transport`: a
+/// delegated one, or a msgpack request the native bb answered (`msgpack::record`).
+pub(crate) fn save_driven<T>(
+    fixtures: &FixtureDir,
+    chosen: &Chosen,
+    result: &RemoteResult,
+    transport: &Recording<T>,
+    ran: Ran,
+) {
     let sizes = transport.staged.iter().copied();
     let present = &chosen.prepared.present;
     let done = Done {
         key: transport.key.clone().unwrap_or_default(),
         inputs: present.iter().map(|(i, _)| *i).zip(sizes).collect(),
-        mode: Mode::Delegated,
+        mode: ran.mode,
         exit_code: result.exit_code,
         stdout: &result.stdout,
         stderr: &result.stderr,
@@ -88,8 +112,8 @@ pub(crate) fn save_delegated<T>(
             .iter()
             .map(|o| (o.name.clone(), o.digest))
             .collect(),
-        wall_time_ms: started.elapsed().as_millis() as u64,
-        bb_version: Some(format!("image {}", settings.image)),
+        wall_time_ms: ran.started.elapsed().as_millis() as u64,
+        bb_version: ran.bb_version,
     };
     save(fixtures, chosen, &done);
 }
@@ -217,7 +241,7 @@ fn changed_files(dir: &Path, before: &Snapshot, only: Option<String>) -> Vec<(St
 }
 
 /// `bb --version` of a native executable (record mode only: one extra short process).
-fn native_version(env: &Env) -> Option<String> {
+pub(crate) fn native_version(env: &Env) -> Option<String> {
     let exe = std::env::current_exe().ok();
     match native::locate(env, exe.as_deref()).ok()? {
         native::NativeTarget::Bin { path, .. } => {

@@ -73,15 +73,7 @@ impl Transport for ReplayTransport {
         &mut self,
         files: &[PathBuf],
     ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
-        let mut staged = Vec::with_capacity(files.len());
-        let mut stats = UploadStats::default();
-        for file in files {
-            let (digest, size) = hash_file(file).await?;
-            stats.files += 1;
-            stats.bytes += size;
-            staged.push((digest, size));
-        }
-        Ok((staged, stats))
+        hash_local(files).await
     }
 
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
@@ -112,6 +104,21 @@ impl Transport for ReplayTransport {
                 DelegateError::Io(format!("copying fixture blob {}: {e}", output.location))
             })
     }
+}
+
+/// Staging for a transport that runs nothing remotely: hash each file, upload nothing.
+pub(crate) async fn hash_local(
+    files: &[PathBuf],
+) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+    let mut staged = Vec::with_capacity(files.len());
+    let mut stats = UploadStats::default();
+    for file in files {
+        let (digest, size) = hash_file(file).await?;
+        stats.files += 1;
+        stats.bytes += size;
+        staged.push((digest, size));
+    }
+    Ok((staged, stats))
 }
 
 /// The recorded invocation of the same command closest to `job` (most inputs with
