@@ -152,3 +152,38 @@ fn through_funnel_the_parts_are_joined_by_the_images_cat() {
         }
     });
 }
+
+/// 15 MiB of (bogus) ACIR is a ~1.1 MB gzipped bytecode file: the 2-core, 4 GiB class,
+/// as the worker records it; the client still gets bb's own answer to that frame.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_bytecode_asks_for_a_larger_class() {
+    let backend = Backend::real_bb(StoreKind::File, &[]);
+    let scratch = Scratch::new();
+    let mut bytecode = vec![0u8; 15 << 20];
+    bytecode[0] = 3;
+    let (_, witness) = raw_circuit("square");
+    let request = request(
+        "CircuitProve",
+        map16(&[
+            (
+                "circuit",
+                map16(&[
+                    ("name", str_("big")),
+                    ("bytecode", bin(&bytecode)),
+                    ("verification_key", bin(&[])),
+                ]),
+            ),
+            ("witness", bin(&witness)),
+            ("settings", map16(&[("disable_zk", vec![0xc3])])),
+        ]),
+    );
+    let want = native_answer(&scratch, &request);
+    let served = shim(&backend, &scratch, "shim.sock", &[]);
+    assert_eq!(served.connect().ask(&request), want);
+    let tasks = backend.tasks().await;
+    let resources = tasks[0].resources.as_ref().unwrap();
+    assert_eq!(
+        (resources.cpu_cores, resources.ram_gb),
+        (Some(2), Some(4.0))
+    );
+}

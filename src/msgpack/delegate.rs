@@ -12,7 +12,8 @@
 //!
 //! Deduplication: the frame goes to the store as content-addressed parts
 //! ([`parts::split`]: head, bytecode, vk, witness), so a repeated proof of the same
-//! circuit uploads only the head and the witness. The task rebuilds the frame at
+//! circuit uploads only the witness part (and the head when the frame's length
+//! changed). The task rebuilds the frame at
 //! [`ASSEMBLED_REQUEST`] with a first executor, `cat <parts>` with its stdout to
 //! that path (plan `assemble`, see `delegate/task.rs`). On generic engines that is
 //! the image's own `cat`; the reference worker, which runs nothing but bb, does it
