@@ -125,6 +125,7 @@ fn parse_image(value: &str) -> Result<(String, PathBuf), String> {
 
 /// Entry point from `bb-remote worker`.
 pub fn run_cli(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    one_malloc_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +181,23 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     worker.shut_down().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// One glibc malloc arena for the whole worker, set before any thread starts. The
+/// worker's live heap stays near 1 MiB (heaptrack, 500 proofs), but glibc gives each
+/// new thread (tokio's blocking pool starts and ends them all the time) its own arena,
+/// up to 8 per core, and each keeps what it freed: RSS crept ~0.4 MiB per 100 proofs.
+/// With one arena it stays flat; the lock contention it adds is nothing for a server
+/// whose heavy work runs in bb's own process. `MALLOC_ARENA_MAX` still overrides it.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes glibc's allocator settings; it is called before
+        // the runtime starts any thread, as glibc requires for M_ARENA_MAX.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
 }
 
 /// The capacity tasks share, after refusing limits under which no task could ever run
