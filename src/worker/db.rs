@@ -2,8 +2,10 @@
 //!
 //! redb rather than SQLite: pure Rust (no C toolchain or bundled libsqlite3 in the
 //! build), quick to compile, and ACID with a crash-safe commit, which is all a
-//! key-value table of tasks needs. Each write is its own durable transaction, so a
-//! SIGKILL at any moment leaves either the old or the new task JSON, never a torn one.
+//! key-value table of tasks needs. Each write is its own transaction, so a SIGKILL at
+//! any moment leaves either the old or the new task JSON, never a torn one. Writes are
+//! durable (fsync) except the one intermediate state a crash may lose harmlessly
+//! ([`Db::update_volatile`]).
 //!
 //! Keys are task ids; ids start with a zero-padded sequence number, so key order is
 //! creation order and a page token is simply the last id returned.
@@ -12,7 +14,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::{Digest as _, Sha256};
 
 use crate::tes::types::{State, Task};
@@ -53,7 +55,8 @@ impl_from_redb!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::CompactionError
+    redb::CompactionError,
+    redb::SetDurabilityError
 );
 
 impl DbError {
@@ -204,8 +207,31 @@ impl Db {
         id: &str,
         change: impl FnOnce(&mut Task) -> bool,
     ) -> Result<Option<Task>, DbError> {
+        self.update_with(id, Durability::Immediate, change)
+    }
+
+    /// [`Db::update`] without waiting for the disk: the change is visible at once but
+    /// survives a crash only once a later (durable) commit is made. For an
+    /// intermediate state whose loss is harmless: after a crash the task is found in
+    /// its last durable state (e.g. QUEUED: it runs again), never ahead of it, so no
+    /// crash can make a task look finished that did not finish.
+    pub fn update_volatile(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Task) -> bool,
+    ) -> Result<Option<Task>, DbError> {
+        self.update_with(id, Durability::None, change)
+    }
+
+    fn update_with(
+        &self,
+        id: &str,
+        durability: Durability,
+        change: impl FnOnce(&mut Task) -> bool,
+    ) -> Result<Option<Task>, DbError> {
         let db = self.db()?;
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(durability)?;
         let task = {
             let mut tasks = txn.open_table(TASKS)?;
             let current = tasks.get(id)?.map(|v| from_json(id, v.value()));

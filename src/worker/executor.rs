@@ -78,7 +78,8 @@ async fn run_task(
     } else {
         State::Initializing
     };
-    let Some(task) = set_state(worker, id, first, Some(&log), true).await? else {
+    let Some(task) = set_state(worker, id, first, Some(&log), true, first.is_terminal()).await?
+    else {
         return Ok(None);
     };
     if first == State::Canceled {
@@ -100,7 +101,7 @@ async fn run_task(
     // end finds the worker done with it.
     remove_sandbox(sandbox).await;
     log.end_time = Some(now_rfc3339());
-    set_state(worker, id, state, Some(&log), false).await?;
+    set_state(worker, id, state, Some(&log), false, true).await?;
     Ok(Some(state))
 }
 
@@ -121,7 +122,7 @@ async fn execute(
         }
     }
     let id = task.id.as_deref().unwrap_or_default();
-    set_state(worker, id, State::Running, None, false)
+    set_state(worker, id, State::Running, None, false, true)
         .await
         .map_err(|e| e.to_string())?;
     for (i, executor) in task.executors.iter().enumerate() {
@@ -254,19 +255,25 @@ async fn copy_capture(capture: &std::path::Path, dest: &std::path::Path) -> Resu
 /// Move the task to `state`, replacing the current attempt's log with `log` if given.
 /// With `only_from_queued`, leaves a task that is no longer QUEUED untouched and
 /// returns None. Returns the task as stored.
+///
+/// `durable: false` is for INITIALIZING only, which sits on every task's critical
+/// path before bb starts (an fsync is several ms on a busy disk). Losing it in a
+/// crash leaves the task QUEUED, so it runs again after the restart; RUNNING, the
+/// end states and everything a client must be able to rely on are written durably.
 async fn set_state(
     worker: &Worker,
     id: &str,
     state: State,
     log: Option<&TaskLog>,
     only_from_queued: bool,
+    durable: bool,
 ) -> Result<Option<Task>, super::db::DbError> {
     let id = id.to_owned();
     let log = log.cloned();
     worker
         .with_db(move |db| {
             let mut applied = false;
-            let task = db.update(&id, |task| {
+            let change = |task: &mut Task| {
                 if only_from_queued && task.state != Some(State::Queued) {
                     return false;
                 }
@@ -290,7 +297,11 @@ async fn set_state(
                 }
                 applied = true;
                 true
-            })?;
+            };
+            let task = match durable {
+                true => db.update(&id, change)?,
+                false => db.update_volatile(&id, change)?,
+            };
             Ok(task.filter(|_| applied))
         })
         .await
