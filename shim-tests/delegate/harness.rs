@@ -176,6 +176,17 @@ impl AztecJob {
     }
 }
 
+/// The square circuit's job in `scratch`, proved by bb directly into `<scratch>/direct`
+/// (returned), for comparing a delegated proof with.
+pub fn square_proved_directly(scratch: &Scratch) -> (AztecJob, PathBuf) {
+    let job = AztecJob::new(scratch, "square", "SquareArtifact");
+    let direct_out = scratch.path("direct");
+    let argv = job.prove_argv(&direct_out);
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    direct_bb(scratch, &args).assert_code(0, "bb prove directly");
+    (job, direct_out)
+}
+
 /// The real bb run directly with the test CRS (`-c` after the subcommand).
 pub fn direct_bb(scratch: &Scratch, args: &[&str]) -> Outcome {
     let mut cmd = scratch.command(&testbed().bb);

@@ -204,6 +204,7 @@ fn doctor_and_basic_auth_through_the_backend_url() {
             FunnelStore::File,
             Options {
                 basic_auth: Some(("prover".into(), password.into())),
+                ..Options::default()
             },
         );
         let scratch = Scratch::new();

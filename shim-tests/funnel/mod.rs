@@ -3,3 +3,4 @@
 pub mod harness;
 mod lifecycle;
 mod proving;
+mod slurm;

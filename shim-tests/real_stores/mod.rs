@@ -9,7 +9,7 @@ mod servers;
 use bb_remote::config::Env;
 use bb_remote::store::Store;
 
-use crate::delegate::harness::{direct_bb, files, uploaded, AztecJob, Backend, StoreKind};
+use crate::delegate::harness::{files, square_proved_directly, uploaded, Backend, StoreKind};
 use crate::funnel::harness::in_netns;
 use crate::support::testbed::{run, Scratch};
 use servers::StoreServer;
@@ -29,11 +29,7 @@ fn exercise(server: StoreServer) {
 
     let backend = Backend::real_bb(StoreKind::Url(server.url.clone(), server.env.clone()), &[]);
     let scratch = Scratch::new();
-    let job = AztecJob::new(&scratch, "square", "SquareArtifact");
-    let direct_out = scratch.path("direct");
-    let argv = job.prove_argv(&direct_out);
-    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    direct_bb(&scratch, &args).assert_code(0, "bb prove directly");
+    let (job, direct_out) = square_proved_directly(&scratch);
 
     let out = scratch.path("remote");
     let first = run(backend.shim(&scratch).args(job.prove_argv(&out)));
