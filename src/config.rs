@@ -12,13 +12,13 @@ use std::time::Duration;
 use crate::env_vars as v;
 pub use crate::env_vars::{BadValue, Env};
 use crate::grammar::Generation;
-pub use crate::redact::Redacted;
+pub(crate) use crate::redact::Redacted;
 use crate::route::DelegateSet;
 
 /// What to do when the backend cannot be reached (transport errors, 5xx after retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Fallback {
+pub(crate) enum Fallback {
     /// Exit [`crate::exit::BACKEND_UNAVAILABLE`]; the prover retries the job.
     Fail,
     /// Run the command on the native bb, with one warning line on stderr.
@@ -27,7 +27,7 @@ pub enum Fallback {
 
 /// What replay does when no fixture matches (`BB_REMOTE_REPLAY_MISS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissPolicy {
+pub(crate) enum MissPolicy {
     /// Exit [`crate::exit::REPLAY_MISS`] naming the key and the nearest recorded invocation.
     Fail,
     /// Run the native bb.
@@ -40,36 +40,32 @@ pub enum MissPolicy {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// TES base URL; `None`: nothing is delegated.
-    pub backend: Option<url::Url>,
+    pub(crate) backend: Option<url::Url>,
     /// Object store URL (scheme known to object_store, no query or fragment).
-    pub store: Option<url::Url>,
-    pub token: Option<String>,
-    pub image: String,
+    pub(crate) store: Option<url::Url>,
+    pub(crate) token: Option<String>,
+    pub(crate) image: String,
     pub delegate: DelegateSet,
     /// `BB_REMOTE_GRAMMAR`: the grammar to parse argv with, instead of detecting it.
-    pub grammar: Option<Generation>,
-    pub fallback: Fallback,
+    pub(crate) grammar: Option<Generation>,
+    pub(crate) fallback: Fallback,
     /// Bound on the whole delegated call (upload, lookup, create, wait, fetch).
-    pub timeout: Duration,
-    pub cpu_cores: Option<i32>,
-    pub ram_gb: Option<f64>,
-    pub native_bin: Option<PathBuf>,
-    pub native_lib: Option<PathBuf>,
-    pub native_symbol: Option<String>,
-    pub record: Option<PathBuf>,
-    pub replay: Option<PathBuf>,
-    pub replay_miss: MissPolicy,
-    pub log: LogSettings,
-    pub worker_token: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) cpu_cores: Option<i32>,
+    pub(crate) ram_gb: Option<f64>,
+    pub(crate) record: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
+    pub(crate) replay_miss: MissPolicy,
+    pub(crate) log: LogSettings,
     /// The executor's bb, CRS and forwarded `BB_*` variables.
-    pub remote_side: crate::delegate::remote_side::RemoteSide,
+    pub(crate) remote_side: crate::delegate::remote_side::RemoteSide,
 }
 
 /// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
-pub const DEFAULT_IMAGE: &str = "bb";
+pub(crate) const DEFAULT_IMAGE: &str = "bb";
 /// Longest delegated call when `BB_REMOTE_TIMEOUT` is unset (a root rollup proof takes
 /// tens of minutes on a big machine).
-pub const DEFAULT_TIMEOUT_SECS: u64 = 4 * 3600;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 4 * 3600;
 
 fn bad(name: &str, value: &str, expected: &str) -> BadValue {
     BadValue {
@@ -103,9 +99,9 @@ impl Settings {
                 "an object store URL (required when BB_REMOTE_BACKEND is set)",
             ));
         }
-        let native_bin = env.get(v::NATIVE_BIN).map(PathBuf::from);
-        let native_lib = env.get(v::NATIVE_LIB).map(PathBuf::from);
-        if let (Some(_), Some(lib)) = (&native_bin, env.get(v::NATIVE_LIB)) {
+        // The native bb's variables are read by `native` (passthrough needs them before
+        // anything else); here they are only checked.
+        if let (Some(_), Some(lib)) = (env.get(v::NATIVE_BIN), env.get(v::NATIVE_LIB)) {
             return Err(bad(
                 v::NATIVE_LIB,
                 lib,
@@ -153,9 +149,6 @@ impl Settings {
                         .ok_or_else(|| bad(v::RAM_GB, s, "a positive number of GiB"))?,
                 ),
             },
-            native_bin,
-            native_lib,
-            native_symbol: env.get(v::NATIVE_SYMBOL).map(str::to_owned),
             record: env.get(v::RECORD).map(PathBuf::from),
             replay: env.get(v::REPLAY).map(PathBuf::from),
             replay_miss: choice(
@@ -169,13 +162,12 @@ impl Settings {
             )?
             .unwrap_or(MissPolicy::Fail),
             log,
-            worker_token: env.get(v::WORKER_TOKEN).map(str::to_owned),
             remote_side: remote_side(env)?,
         })
     }
 
     /// Pure passthrough: nothing to delegate, record or replay (argv is not parsed).
-    pub fn is_passthrough(&self) -> bool {
+    pub(crate) fn is_passthrough(&self) -> bool {
         self.backend.is_none() && self.record.is_none() && self.replay.is_none()
     }
 
@@ -233,14 +225,14 @@ fn store_url(value: &str) -> Result<url::Url, BadValue> {
 /// `BB_REMOTE_LOG` and `BB_REMOTE_LOG_FORMAT`, the part of the configuration the
 /// worker reads too.
 #[derive(Debug, Clone, Default)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     /// The tracing filter text, checked; `None`: the caller's default.
-    pub filter: Option<String>,
-    pub json: bool,
+    pub(crate) filter: Option<String>,
+    pub(crate) json: bool,
 }
 
 impl LogSettings {
-    pub fn load(env: &Env) -> Result<Self, BadValue> {
+    pub(crate) fn load(env: &Env) -> Result<Self, BadValue> {
         Ok(Self {
             filter: env.get(v::LOG).map(log_filter).transpose()?,
             json: choice(env, v::LOG_FORMAT, &[("text", false), ("json", true)])?.unwrap_or(false),

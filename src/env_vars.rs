@@ -67,7 +67,7 @@ env_vars! {
 
 /// Set by the shim before handing over to a native bb, so a native that turns out to
 /// be the shim itself is caught instead of looping forever.
-pub const RECURSION_GUARD: &str = "__BB_REMOTE_DEPTH";
+pub(crate) const RECURSION_GUARD: &str = "__BB_REMOTE_DEPTH";
 
 /// The process environment as the shim saw it. Empty values count as unset.
 /// Injectable, so tests never mutate the process environment.
@@ -82,7 +82,7 @@ pub struct Env {
 impl Env {
     /// Read the real process environment. Non-UTF-8 values are left out; the names of
     /// `BB_REMOTE_*` ones are kept so the configuration can refuse them.
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         let mut env = Self::default();
         for (name, value) in std::env::vars_os() {
             let Ok(name) = name.into_string() else {
@@ -112,32 +112,29 @@ impl Env {
     }
 
     /// The value of `name`, or `None` when unset or empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.vars.insert(name.to_owned(), value.into());
-    }
-
     /// Mark `name` as set to a value that is not UTF-8 (what [`Env::from_process`]
     /// records; for tests of that path).
-    pub fn set_not_utf8(&mut self, name: &str) {
+    #[cfg(test)]
+    pub(crate) fn set_not_utf8(&mut self, name: &str) {
         self.vars.remove(name);
         self.not_utf8.push(name.to_owned());
     }
 
     /// The `BB_REMOTE_*` variables whose value is not UTF-8.
-    pub fn not_utf8(&self) -> &[String] {
+    pub(crate) fn not_utf8(&self) -> &[String] {
         &self.not_utf8
     }
 
     /// Every set variable whose name starts with `prefix` (e.g. `AWS_`), for handing
     /// standard cloud credentials to object_store's builders.
-    pub fn vars_with_prefix<'a>(
+    pub(crate) fn vars_with_prefix<'a>(
         &'a self,
         prefix: &'a str,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
@@ -148,13 +145,13 @@ impl Env {
     }
 
     /// Every set `BB_REMOTE_*` variable, for diagnostics.
-    pub fn bb_remote_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn bb_remote_vars(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars_with_prefix(PREFIX)
     }
 }
 
 /// The prefix of every variable of ours.
-pub const PREFIX: &str = "BB_REMOTE_";
+pub(crate) const PREFIX: &str = "BB_REMOTE_";
 
 /// A `BB_REMOTE_*` value that could not be understood. Its display never shows a
 /// secret: URL passwords are masked ([`crate::config::Redacted`]) and the values of
@@ -162,7 +159,7 @@ pub const PREFIX: &str = "BB_REMOTE_";
 #[derive(Debug, thiserror::Error)]
 #[error("invalid value {value} for {name}: expected {expected}", value = crate::redact::shown_value(name, value))]
 pub struct BadValue {
-    pub name: String,
-    pub value: String,
-    pub expected: String,
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) expected: String,
 }

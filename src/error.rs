@@ -12,7 +12,7 @@ use crate::store::StoreError;
 use crate::tes::client::TesError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A `BB_REMOTE_*` value the shim cannot use.
     #[error(transparent)]
     Config(#[from] BadValue),
@@ -29,14 +29,6 @@ pub enum Error {
     /// An object store call failed.
     #[error("{}", store_headline(.0))]
     Store(#[from] StoreError),
-    /// Transport failure or 5xx that outlasted the retries: the only kind that may
-    /// fall back to the native bb.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-    /// The backend refused us (4xx), or the store denied access: a configuration
-    /// problem that retrying or falling back would only hide.
-    #[error("backend rejected the request: {0}")]
-    Rejected(String),
     /// The task ran but the backend failed it (SYSTEM_ERROR, PREEMPTED, cancelled
     /// by someone else) or the wait timed out.
     #[error("{0}")]
@@ -96,7 +88,7 @@ fn store_headline(err: &StoreError) -> &'static str {
 
 impl Error {
     /// The one mapping from a failure to the shim's exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::ConfigMsg(_) => exit::CONFIG,
             Self::Native(NativeError::Conflict) => exit::CONFIG,
@@ -112,10 +104,8 @@ impl Error {
                 StoreError::InvalidConfig { .. } => exit::CONFIG,
                 _ => exit::BACKEND_REJECTED,
             },
-            Self::Unavailable(_) | Self::TaskFailed(_) | Self::Timeout { .. } => {
-                exit::BACKEND_UNAVAILABLE
-            }
-            Self::Rejected(_) | Self::BadOutputs(_) => exit::BACKEND_REJECTED,
+            Self::TaskFailed(_) | Self::Timeout { .. } => exit::BACKEND_UNAVAILABLE,
+            Self::BadOutputs(_) => exit::BACKEND_REJECTED,
             Self::Io(_) | Self::LocalIo { .. } => exit::IO,
             Self::ReplayMiss(_) => exit::REPLAY_MISS,
             Self::FixtureInvalid(_) => exit::FIXTURE_INVALID,
@@ -124,13 +114,13 @@ impl Error {
     }
 
     /// Only an unreachable backend may be replaced by the native bb.
-    pub fn may_fall_back(&self) -> bool {
+    pub(crate) fn may_fall_back(&self) -> bool {
         self.exit_code() == exit::BACKEND_UNAVAILABLE
             && !matches!(self, Self::TaskFailed(_) | Self::Timeout { .. })
     }
 
     /// A local I/O failure: `what` says what was being done, to which path.
-    pub fn local_io(what: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn local_io(what: impl Into<String>, source: std::io::Error) -> Self {
         Self::LocalIo {
             what: what.into(),
             source,
@@ -148,7 +138,6 @@ mod tests {
         for (err, code) in [
             (Error::ConfigMsg("x".into()), exit::CONFIG),
             (Error::Native(NativeError::Conflict), exit::CONFIG),
-            (Error::Unavailable("x".into()), exit::BACKEND_UNAVAILABLE),
             (
                 Error::Timeout {
                     secs: 2,
@@ -156,15 +145,12 @@ mod tests {
                 },
                 exit::BACKEND_UNAVAILABLE,
             ),
-            (Error::Rejected("x".into()), exit::BACKEND_REJECTED),
             (Error::local_io("writing", io()), exit::IO),
             (Error::ReplayMiss("x".into()), exit::REPLAY_MISS),
             (Error::Interrupted(Interrupt::Term), exit::SIGTERM),
         ] {
             assert_eq!(err.exit_code(), code, "{err:?}");
         }
-        assert!(Error::Unavailable("x".into()).may_fall_back());
         assert!(!Error::TaskFailed("x".into()).may_fall_back());
-        assert!(!Error::Rejected("x".into()).may_fall_back());
     }
 }

@@ -8,16 +8,16 @@ pub const NATIVE_MISSING: u8 = 69;
 /// The backend could not be reached or failed after retries (EX_TEMPFAIL).
 pub const BACKEND_UNAVAILABLE: u8 = 75;
 /// The backend refused the request (a 4xx) or broke the protocol (EX_PROTOCOL).
-pub const BACKEND_REJECTED: u8 = 76;
+pub(crate) const BACKEND_REJECTED: u8 = 76;
 /// A local I/O failure of the shim itself, e.g. writing outputs (EX_IOERR).
-pub const IO: u8 = 74;
+pub(crate) const IO: u8 = 74;
 /// Replay mode found no fixture for this invocation (EX_NOINPUT).
-pub const REPLAY_MISS: u8 = 66;
+pub(crate) const REPLAY_MISS: u8 = 66;
 /// Fixture data is corrupt or of an unknown format (EX_DATAERR).
-pub const FIXTURE_INVALID: u8 = 65;
+pub(crate) const FIXTURE_INVALID: u8 = 65;
 /// Interrupted by SIGINT / SIGTERM in any phase of a delegated call (shell convention 128+n).
-pub const SIGINT: u8 = 130;
-pub const SIGTERM: u8 = 143;
+pub(crate) const SIGINT: u8 = 130;
+pub(crate) const SIGTERM: u8 = 143;
 
 /// Every code with its meaning, for the README table and `bb-remote doctor`.
 pub const ALL: &[(u8, &str)] = &[
@@ -61,14 +61,14 @@ pub const ALL: &[(u8, &str)] = &[
 
 /// Which signal asked the shim to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
+pub(crate) enum Interrupt {
     Int,
     Term,
 }
 
 impl Interrupt {
     /// Shell convention: 128 + signal number.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Interrupt::Int => SIGINT,
             Interrupt::Term => SIGTERM,
@@ -79,7 +79,7 @@ impl Interrupt {
 /// A bb exit code as this process's exit code: 0-255 as is; a death by signal n,
 /// reported either as 128+n or as -n, becomes 128+n (shell convention); anything
 /// else is 1. The one mapping for remote, recorded and child exit codes.
-pub fn of_remote(code: i32) -> u8 {
+pub(crate) fn of_remote(code: i32) -> u8 {
     match code {
         0..=255 => code as u8,
         -255..=-1 => (128 - code).min(255) as u8,
@@ -88,7 +88,7 @@ pub fn of_remote(code: i32) -> u8 {
 }
 
 /// A child's status as bb's exit code: its code, or 128+n for a death by signal n.
-pub fn of_status(status: std::process::ExitStatus) -> i32 {
+pub(crate) fn of_status(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()

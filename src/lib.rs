@@ -25,16 +25,16 @@
 //! - [`msgpack`]: `prctl(PR_SET_PDEATHSIG)` on the serving shim, as bb sets it.
 
 pub mod config;
-pub mod delegate;
+pub(crate) mod delegate;
 pub(crate) mod diag;
 pub mod doctor;
 pub mod env_vars;
 pub(crate) mod error;
 pub mod exit;
 pub mod grammar;
-pub mod logging;
-pub mod msgpack;
-pub mod native;
+pub(crate) mod logging;
+pub(crate) mod msgpack;
+pub(crate) mod native;
 pub mod record;
 pub(crate) mod redact;
 pub mod route;

@@ -3,18 +3,23 @@
 //! Passthrough never calls this: it has nothing to log and must stay cheap. Every
 //! event passes through the secret scrubber of [`crate::diag`] before it is written.
 
-use crate::config::{BadValue, Env, LogSettings};
+use crate::config::LogSettings;
 use tracing_subscriber::EnvFilter;
 
 /// Install the subscriber; `default_filter` applies when `BB_REMOTE_LOG` is unset.
-/// A bad filter or format is an error naming the variable.
-pub fn init(env: &Env, default_filter: &str) -> Result<(), BadValue> {
+/// A bad filter or format is an error naming the variable. (The worker's; the shim
+/// loads its settings first and calls [`init_with`].)
+#[cfg(any(feature = "worker", test))]
+pub(crate) fn init(
+    env: &crate::config::Env,
+    default_filter: &str,
+) -> Result<(), crate::config::BadValue> {
     init_with(&LogSettings::load(env)?, default_filter);
     Ok(())
 }
 
 /// Install the subscriber for settings already checked by the configuration.
-pub fn init_with(log: &LogSettings, default_filter: &str) {
+pub(crate) fn init_with(log: &LogSettings, default_filter: &str) {
     let filter = log.filter.as_deref().unwrap_or(default_filter);
     // Checked by the configuration; a default that fails to parse logs nothing.
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("off"));
@@ -31,7 +36,7 @@ pub fn init_with(log: &LogSettings, default_filter: &str) {
 }
 
 /// An error and its sources on one line, `outer: inner: ...`, for the shim's, the worker's and doctor's messages.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
@@ -49,6 +54,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Env;
     use crate::env_vars;
 
     #[test]

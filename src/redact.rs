@@ -13,7 +13,7 @@ use crate::env_vars::{self as v, Env};
 
 /// A URL (or any text that may be one) for display: the password of the user info and
 /// every query value are replaced by `***`. Text that is not a URL is shown as is.
-pub struct Redacted<'a>(pub &'a str);
+pub(crate) struct Redacted<'a>(pub &'a str);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -35,7 +35,7 @@ pub fn main() -> ExitCode {
 }
 
 /// The shim's whole behaviour for one invocation; returns the exit code.
-pub fn run(env: &Env, argv: &[OsString]) -> u8 {
+pub(crate) fn run(env: &Env, argv: &[OsString]) -> u8 {
     let settings = match Settings::load(env) {
         Ok(s) => s,
         Err(err) => return report(&err.into()),

@@ -18,7 +18,7 @@ use crate::store::hash_file;
 const TEMP_PREFIX: &str = ".bb-remote-tmp";
 
 /// Write `results` into `out_dir` (created when `create_dir`, else it must exist).
-pub async fn write_outputs<T: Transport>(
+pub(crate) async fn write_outputs<T: Transport>(
     transport: &T,
     results: &[RemoteOutput],
     out_dir: &Path,

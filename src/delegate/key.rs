@@ -24,10 +24,10 @@ use crate::store::Digest;
 use serde::Serialize;
 
 /// Version of the canonical document; bump when its content changes meaning.
-pub const KEY_VERSION: u32 = 1;
+pub(crate) const KEY_VERSION: u32 = 1;
 
 /// Flags that only change bb's logging, left out of the key.
-pub const VERBOSITY_FLAGS: &[&str] = &[
+pub(crate) const VERBOSITY_FLAGS: &[&str] = &[
     "-v",
     "--verbose",
     "--verbose_logging",
@@ -53,12 +53,12 @@ struct KeyInput<'a> {
 
 /// The invocation key (64 hex characters) for `plan` whose inputs have the given
 /// digests (`digests[i]` for `plan.inputs[i]`; `None` = file absent).
-pub fn invocation_key(plan: &Plan, digests: &[Option<Digest>]) -> String {
+pub(crate) fn invocation_key(plan: &Plan, digests: &[Option<Digest>]) -> String {
     Digest::of_bytes(&canonical_json(plan, digests)).hex()
 }
 
 /// The exact bytes hashed into the key (exposed for fixtures and debugging).
-pub fn canonical_json(plan: &Plan, digests: &[Option<Digest>]) -> Vec<u8> {
+pub(crate) fn canonical_json(plan: &Plan, digests: &[Option<Digest>]) -> Vec<u8> {
     let argv = plan
         .argv
         .iter()

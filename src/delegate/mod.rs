@@ -18,21 +18,21 @@
 //! - [`outputs`]: output-name validation and the no-links directory walk; [`signals`].
 //!
 //! This module never decides between modes or prints errors: `shim` does both.
-pub mod fetch;
-pub mod key;
-pub mod outputs;
-pub mod remote_side;
-pub mod resources;
-pub mod signals;
-pub mod task;
-pub mod task_result;
-pub mod tes_transport;
-pub mod transport;
-pub mod wait;
+pub(crate) mod fetch;
+pub(crate) mod key;
+pub(crate) mod outputs;
+pub(crate) mod remote_side;
+pub(crate) mod resources;
+pub(crate) mod signals;
+pub(crate) mod task;
+pub(crate) mod task_result;
+pub(crate) mod tes_transport;
+pub(crate) mod transport;
+pub(crate) mod wait;
 
 /// The shim's error type, under the name the delegation code has always used.
-pub mod error {
-    pub use crate::error::Error as DelegateError;
+pub(crate) mod error {
+    pub(crate) use crate::error::Error as DelegateError;
 }
 
 use std::ffi::OsString;
@@ -65,17 +65,22 @@ const ABANDON_BOUND: Duration = Duration::from_secs(5);
 
 /// A plan ready to run: the routed plan and its inputs present on disk.
 #[derive(Debug, Clone)]
-pub struct Prepared {
-    pub plan: Plan,
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
     /// (index in `plan.inputs`, local path) of each input that exists.
-    pub present: Vec<(usize, PathBuf)>,
+    pub(crate) present: Vec<(usize, PathBuf)>,
 }
 
 /// Parse and route `args` (argv without the program name) run in `cwd`. `None` when
 /// the native bb must answer: the router says native, or bb would reject the call
 /// before proving (a missing input, a legacy output directory that does not exist,
 /// an output path that is not a writable directory).
-pub fn prepare(settings: &Settings, env: &Env, args: &[OsString], cwd: &Path) -> Option<Prepared> {
+pub(crate) fn prepare(
+    settings: &Settings,
+    env: &Env,
+    args: &[OsString],
+    cwd: &Path,
+) -> Option<Prepared> {
     let invocation = parse(args, env, settings.grammar_hint());
     match route(&invocation, &settings.delegate, cwd) {
         Route::Remote(plan) => {
@@ -112,7 +117,7 @@ fn crs_dir_missing(invocation: &Invocation, cwd: &Path) -> bool {
 /// stop cleanly on SIGINT/SIGTERM in any phase: the first signal (or the timeout)
 /// drops the run (its temporary files go with it), cancels what this caller created,
 /// and returns [`Error::Interrupted`] / [`Error::Timeout`]; a second signal exits at once.
-pub async fn drive<T: Transport>(
+pub(crate) async fn drive<T: Transport>(
     transport: &mut T,
     prepared: &Prepared,
     timeout: Duration,
@@ -146,7 +151,7 @@ pub async fn drive<T: Transport>(
 /// output directory. The same steps for every transport. [`drive`] adds the stops
 /// (signals, timeout) of a shim invocation; the msgpack server, whose process handles
 /// signals itself, calls this directly.
-pub async fn execute_plan<T: Transport>(
+pub(crate) async fn execute_plan<T: Transport>(
     transport: &mut T,
     plan: &Plan,
     present: &[(usize, PathBuf)],
@@ -155,13 +160,11 @@ pub async fn execute_plan<T: Transport>(
     let (staged, _stats) = transport.stage_inputs(&files).await?;
     let mut digests = vec![None; plan.inputs.len()];
     let mut inputs = Vec::with_capacity(present.len());
-    for ((index, local), (digest, size)) in present.iter().zip(staged) {
+    for ((index, _), (digest, _)) in present.iter().zip(staged) {
         digests[*index] = Some(digest);
         inputs.push(JobInput {
             index: *index,
-            local: local.clone(),
             digest,
-            size,
         });
     }
     let job = Job {
@@ -203,7 +206,7 @@ pub async fn execute_plan<T: Transport>(
 /// The inputs to send, as (plan index, local path), or `None` when bb itself must
 /// answer: a required input (or one named on argv) is missing or not a regular file,
 /// or the output location is one bb would refuse (see [`outputs::output_dir_usable`]).
-pub fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
+pub(crate) fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
     if !outputs::output_dir_usable(&plan.output_dir) {
         return None;
     }
@@ -222,7 +225,7 @@ pub fn present_inputs(plan: &Plan) -> Option<Vec<(usize, PathBuf)>> {
 
 /// The TES + object store transport for `plan` and its `present` inputs, from the
 /// checked settings.
-pub fn tes_transport(
+pub(crate) fn tes_transport(
     settings: &Settings,
     env: &Env,
     plan: &Plan,
@@ -278,14 +281,14 @@ fn attempt_id() -> String {
 
 /// A single-threaded runtime for one delegated, recording, replaying or msgpack-serving
 /// invocation per process. Passthrough never builds one.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }
 
 /// bb's stdout and stderr, byte for byte, then its exit code.
-pub fn write_streams(result: &RemoteResult) -> u8 {
+pub(crate) fn write_streams(result: &RemoteResult) -> u8 {
     let _ = std::io::stdout().write_all(&result.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&result.stderr);

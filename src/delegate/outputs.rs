@@ -11,14 +11,14 @@ use crate::route::PlanOutputDir;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("backend returned an unsafe output name {name:?}: {why}")]
-pub struct UnsafeName {
-    pub name: String,
-    pub why: &'static str,
+pub(crate) struct UnsafeName {
+    pub(crate) name: String,
+    pub(crate) why: &'static str,
 }
 
 /// A relative output name that stays inside the output directory: plain components
 /// only (no `..`, no `.`, no root, no empty name, no NUL).
-pub fn validate(name: &str) -> Result<PathBuf, UnsafeName> {
+pub(crate) fn validate(name: &str) -> Result<PathBuf, UnsafeName> {
     let fail = |why| {
         Err(UnsafeName {
             name: name.to_owned(),
@@ -57,7 +57,7 @@ impl From<UnsafeName> for Error {
 /// planted at `proof`, or at any directory between `out_dir` and it (`sub` of
 /// `sub/vk`), must not redirect an output elsewhere. `relative` is a validated name.
 /// Directories that do not exist yet are fine (they are made by [`make_parents`]).
-pub fn check_no_links(out_dir: &Path, relative: &Path) -> Result<(), UnsafeName> {
+pub(crate) fn check_no_links(out_dir: &Path, relative: &Path) -> Result<(), UnsafeName> {
     let refuse = |at: &Path, why| UnsafeName {
         name: at.display().to_string(),
         why,
@@ -87,7 +87,7 @@ pub fn check_no_links(out_dir: &Path, relative: &Path) -> Result<(), UnsafeName>
 
 /// Make the directories between `out_dir` and `relative`'s file, one level at a time,
 /// refusing any link found on the way (checked again here, just before the rename).
-pub fn make_parents(out_dir: &Path, relative: &Path) -> Result<(), Error> {
+pub(crate) fn make_parents(out_dir: &Path, relative: &Path) -> Result<(), Error> {
     let Some(parent) = relative.parent() else {
         return Ok(());
     };
@@ -116,7 +116,7 @@ pub fn make_parents(out_dir: &Path, relative: &Path) -> Result<(), Error> {
 /// not (an existing file: bb aborts, 134; a directory it cannot write: bb fails, 1; a
 /// legacy directory that does not exist), the native bb must answer with its own
 /// message and code, so the call is not delegated.
-pub fn output_dir_usable(out: &PlanOutputDir) -> bool {
+pub(crate) fn output_dir_usable(out: &PlanOutputDir) -> bool {
     let path = Path::new(&out.path);
     match std::fs::metadata(path) {
         Ok(meta) => meta.is_dir() && writable(path),

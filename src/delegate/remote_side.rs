@@ -16,7 +16,7 @@ use crate::route::{InputSource, Plan};
 
 /// `BB_*` variables forwarded to the remote bb by default: the ones that change what
 /// bb prints or which scheme it picks, and nothing machine-specific.
-pub const DEFAULT_FORWARD_ENV: &[&str] = &[
+pub(crate) const DEFAULT_FORWARD_ENV: &[&str] = &[
     "BB_DISABLE_MEM_USAGE",
     "BB_VERBOSE",
     "BB_SCHEME",
@@ -47,13 +47,13 @@ const RESERVED: &[&str] = &[
 /// The remote-side settings of a task (from `BB_REMOTE_EXECUTOR_BB`,
 /// `BB_REMOTE_EXECUTOR_CRS`, `BB_REMOTE_FORWARD_ENV`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteSide {
+pub(crate) struct RemoteSide {
     /// `command[0]`: bb's path (or name on `PATH`) inside the executor image.
-    pub bb: String,
+    pub(crate) bb: String,
     /// A `-c` directory inside the executor, or none (the engine provides the CRS).
-    pub crs: Option<String>,
+    pub(crate) crs: Option<String>,
     /// Names of the variables forwarded in `executor.env` when set.
-    pub forward_env: Vec<String>,
+    pub(crate) forward_env: Vec<String>,
 }
 
 impl Default for RemoteSide {
@@ -70,7 +70,7 @@ impl RemoteSide {
     /// The variables to put in `executor.env`: each allowlisted one that is set.
     /// A value with whitespace is refused (as `NAME=value`): Funnel's docker
     /// template splits on it.
-    pub fn executor_env(&self, env: &Env) -> Result<BTreeMap<String, String>, String> {
+    pub(crate) fn executor_env(&self, env: &Env) -> Result<BTreeMap<String, String>, String> {
         let mut out = BTreeMap::new();
         for name in &self.forward_env {
             if let Some(value) = env.get(name) {
@@ -85,7 +85,7 @@ impl RemoteSide {
 }
 
 /// Check a `BB_REMOTE_EXECUTOR_BB` value: a bare name or an absolute path, one word.
-pub fn check_executor_bb(value: &str) -> Result<(), &'static str> {
+pub(crate) fn check_executor_bb(value: &str) -> Result<(), &'static str> {
     let plain = !value.chars().any(|c| c.is_whitespace() || c.is_control());
     if plain && (value.starts_with('/') || !value.contains('/')) {
         Ok(())
@@ -95,7 +95,7 @@ pub fn check_executor_bb(value: &str) -> Result<(), &'static str> {
 }
 
 /// Check a `BB_REMOTE_EXECUTOR_CRS` value: an absolute directory, one word.
-pub fn check_executor_crs(value: &str) -> Result<(), &'static str> {
+pub(crate) fn check_executor_crs(value: &str) -> Result<(), &'static str> {
     if value.starts_with('/') && !value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Ok(())
     } else {
@@ -105,7 +105,7 @@ pub fn check_executor_crs(value: &str) -> Result<(), &'static str> {
 
 /// Parse a `BB_REMOTE_FORWARD_ENV` value: comma-separated `BB_*` names (never
 /// `BB_REMOTE_*`, the shim's own), or `none`.
-pub fn parse_forward_env(value: &str) -> Result<Vec<String>, &'static str> {
+pub(crate) fn parse_forward_env(value: &str) -> Result<Vec<String>, &'static str> {
     if value.trim() == "none" {
         return Ok(Vec::new());
     }
@@ -129,7 +129,7 @@ pub fn parse_forward_env(value: &str) -> Result<Vec<String>, &'static str> {
 /// directory and the working directory are absolute, UTF-8, without `..`, spaces,
 /// control characters or `:` (docker's volume syntax), outside [`RESERVED`] and the
 /// executor's own bb and CRS, and no input is the output directory or above it.
-pub fn caller_paths_usable(plan: &Plan, cwd: &Path, side: &RemoteSide) -> bool {
+pub(crate) fn caller_paths_usable(plan: &Plan, cwd: &Path, side: &RemoteSide) -> bool {
     let Some(cwd) = cwd.to_str() else {
         return false;
     };

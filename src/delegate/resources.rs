@@ -17,10 +17,14 @@ use crate::tes::types::Resources;
 
 /// Uncompressed ACIR bytes per gzipped byte, measured on the test circuits
 /// (hashchain 2 662 516 / 191 821 = 13.9, hashchain_big 6 605 516 / 463 472 = 14.3).
-pub const ACIR_GZIP_RATIO: u64 = 14;
+pub(crate) const ACIR_GZIP_RATIO: u64 = 14;
 
 /// Resources for a plan whose `present` inputs are on disk.
-pub fn for_plan(settings: &Settings, plan: &Plan, present: &[(usize, PathBuf)]) -> Resources {
+pub(crate) fn for_plan(
+    settings: &Settings,
+    plan: &Plan,
+    present: &[(usize, PathBuf)],
+) -> Resources {
     let find = |role: &str| {
         present
             .iter()
@@ -68,7 +72,7 @@ const LARGEST: (f64, i32) = (30.0, 16);
 /// Resources for a task whose bytecode file is named `bytecode_name` (the path as
 /// given) and is `bytecode_size` bytes long (None: no bytecode input);
 /// `BB_REMOTE_CPU_CORES` / `BB_REMOTE_RAM_GB` (checked by `config`) override.
-pub fn for_circuit(
+pub(crate) fn for_circuit(
     settings: &Settings,
     bytecode_name: Option<&str>,
     bytecode_size: Option<u64>,

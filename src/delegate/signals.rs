@@ -5,10 +5,10 @@
 
 use tokio::signal::unix::{signal, SignalKind};
 
-pub use crate::exit::Interrupt;
+pub(crate) use crate::exit::Interrupt;
 
 /// Installed handlers. Install before submitting, so no signal slips between submit and wait.
-pub enum Signals {
+pub(crate) enum Signals {
     Process {
         int: tokio::signal::unix::Signal,
         term: tokio::signal::unix::Signal,
@@ -18,19 +18,19 @@ pub enum Signals {
 }
 
 impl Signals {
-    pub fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         Ok(Self::Process {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
         })
     }
 
-    pub fn on_cancel(cancel: tokio::sync::watch::Receiver<bool>) -> Self {
+    pub(crate) fn on_cancel(cancel: tokio::sync::watch::Receiver<bool>) -> Self {
         Self::Cancel(cancel)
     }
 
     /// Wait for the next SIGINT or SIGTERM (or cancellation).
-    pub async fn next(&mut self) -> Interrupt {
+    pub(crate) async fn next(&mut self) -> Interrupt {
         match self {
             Self::Process { int, term } => tokio::select! {
                 _ = int.recv() => Interrupt::Int,
@@ -47,7 +47,7 @@ impl Signals {
     }
 
     /// After the first signal: a second one exits the process immediately.
-    pub fn escalate_on_second(mut self) {
+    pub(crate) fn escalate_on_second(mut self) {
         if matches!(self, Self::Cancel(_)) {
             return;
         }

@@ -30,22 +30,22 @@ use crate::route::{InputSource, PathMapping, RenderError};
 use crate::store::Store;
 use crate::tes::types::{Executor, FileType, Input, Output, Resources, Task};
 
-pub const TAG_KEY: &str = "bb-remote.key";
-pub const TAG_ATTEMPT: &str = "bb-remote.attempt";
-pub const TAG_IMAGE: &str = "bb-remote.image";
+pub(crate) const TAG_KEY: &str = "bb-remote.key";
+pub(crate) const TAG_ATTEMPT: &str = "bb-remote.attempt";
+pub(crate) const TAG_IMAGE: &str = "bb-remote.image";
 /// The container directory bb writes its outputs into (fixed layout).
-pub const OUT_DIR: &str = "/bb-remote/out";
+pub(crate) const OUT_DIR: &str = "/bb-remote/out";
 /// The task's own files: `stdout`, `stderr`, and on generic engines `exit_code`,
 /// `sha256sums` (see `task_result.rs`).
-pub const META_DIR: &str = "/bb-remote/meta";
+pub(crate) const META_DIR: &str = "/bb-remote/meta";
 const IN_DIR: &str = "/bb-remote/in";
 const WORK_DIR: &str = "/bb-remote/work";
 /// `command[0]` of the executor that assembles a request from its parts.
-pub const CAT: &str = "cat";
+pub(crate) const CAT: &str = "cat";
 
 /// Which kind of TES engine runs the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// `bb-remote worker`: runs bb itself (replacing `command[0]`, adding its CRS) and
     /// records each output's SHA-256 in the task log metadata.
     ReferenceWorker,
@@ -77,18 +77,18 @@ echo "$rc" >"$meta/exit_code"
 exit 0"#;
 
 /// Everything besides the job that shapes a task.
-pub struct TaskSpec<'a> {
-    pub store: &'a Store,
-    pub image: &'a str,
+pub(crate) struct TaskSpec<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) image: &'a str,
     /// Unique to this shim invocation.
-    pub attempt: &'a str,
-    pub resources: Resources,
-    pub side: &'a RemoteSide,
+    pub(crate) attempt: &'a str,
+    pub(crate) resources: Resources,
+    pub(crate) side: &'a RemoteSide,
     /// `executor.env` (already filtered by the allowlist).
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// The caller's working directory, when its paths may be used (see module docs).
-    pub cwd: Option<&'a Path>,
-    pub engine: Engine,
+    pub(crate) cwd: Option<&'a Path>,
+    pub(crate) engine: Engine,
 }
 
 /// The container paths of a task.
@@ -161,7 +161,10 @@ fn sandbox_input_path(index: usize, given: &str, source: InputSource) -> String 
 }
 
 /// The task, and the container path of its output directory.
-pub fn build_task(job: &Job<'_>, spec: &TaskSpec<'_>) -> Result<(Task, String), RenderError> {
+pub(crate) fn build_task(
+    job: &Job<'_>,
+    spec: &TaskSpec<'_>,
+) -> Result<(Task, String), RenderError> {
     let plan = job.plan;
     let layout = Layout::of(job, spec);
     let mut inputs = Vec::new();
@@ -353,14 +356,7 @@ mod tests {
         let job = Job {
             plan: &plan,
             key: "k".repeat(64),
-            inputs: (0..3)
-                .map(|index| JobInput {
-                    index,
-                    local: "/l".into(),
-                    digest: d,
-                    size: 1,
-                })
-                .collect(),
+            inputs: (0..3).map(|index| JobInput { index, digest: d }).collect(),
         };
         let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
         let side = RemoteSide::default();
@@ -448,9 +444,7 @@ mod tests {
             inputs: (0..plan.inputs.len())
                 .map(|index| JobInput {
                     index,
-                    local: "/l".into(),
                     digest: Digest::of_bytes(b"x"),
-                    size: 1,
                 })
                 .collect(),
         }

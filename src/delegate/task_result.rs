@@ -31,7 +31,7 @@ const MAX_STREAM_BYTES: u64 = 256 << 20;
 const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// The caller-visible result of task `id`, finished in `state` (FULL view).
-pub async fn result_of(
+pub(crate) async fn result_of(
     store: &Store,
     id: &str,
     state: State,

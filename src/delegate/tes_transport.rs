@@ -41,30 +41,30 @@ const UPLOAD_PARALLELISM: usize = 4;
 /// Tasks with our key whose FULL view is fetched and compared, at most.
 const MAX_REUSE_CANDIDATES: usize = 8;
 
-pub struct TesTransport {
-    pub client: TesClient,
-    pub store: Store,
-    pub image: String,
-    pub resources: Resources,
-    pub timeout: Duration,
+pub(crate) struct TesTransport {
+    pub(crate) client: TesClient,
+    pub(crate) store: Store,
+    pub(crate) image: String,
+    pub(crate) resources: Resources,
+    pub(crate) timeout: Duration,
     /// Unique to this shim invocation (see `task.rs`).
-    pub attempt: String,
+    pub(crate) attempt: String,
     /// `None`: SIGINT/SIGTERM cancel the task. `Some`: signals are the caller's
     /// business, and a `true` here cancels the task (the msgpack client went away).
-    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    pub(crate) cancel: Option<tokio::sync::watch::Receiver<bool>>,
     /// The task this caller created (never one it reused), for [`Transport::abandon`]
     /// when a signal or the whole-call timeout drops `execute` part way.
-    pub created: Option<String>,
+    pub(crate) created: Option<String>,
     /// bb, CRS and forwarded variables on the remote side.
-    pub side: RemoteSide,
+    pub(crate) side: RemoteSide,
     /// `executor.env`: the allowlisted variables that are set.
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// The caller's working directory (its paths become the container's where possible).
-    pub cwd: Option<PathBuf>,
+    pub(crate) cwd: Option<PathBuf>,
     /// Which kind of engine the backend is: known at the start of `execute`.
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     /// The answer to that question, asked while the inputs upload (`stage_inputs`).
-    pub engine_asked: Option<Result<Engine, DelegateError>>,
+    pub(crate) engine_asked: Option<Result<Engine, DelegateError>>,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -162,7 +162,9 @@ impl Transport for TesTransport {
                     if let DelegateError::Interrupted(_) = err {
                         signals.escalate_on_second();
                     }
-                    let cancel = submitted.created && !matches!(err, DelegateError::Unavailable(_));
+                    // An unreachable backend cannot take a cancel either.
+                    let unreachable = matches!(&err, DelegateError::Tes(e) if e.is_retryable());
+                    let cancel = submitted.created && !unreachable;
                     if cancel {
                         if let Err(e) = self.client.cancel_task(&submitted.id).await {
                             crate::diag::warning(&format_args!(

@@ -10,60 +10,54 @@ use crate::store::Digest;
 
 /// One input file that exists locally and is part of the job.
 #[derive(Debug, Clone)]
-pub struct JobInput {
+pub(crate) struct JobInput {
     /// Index in `plan.inputs`.
-    pub index: usize,
-    pub local: PathBuf,
-    pub digest: Digest,
-    pub size: u64,
+    pub(crate) index: usize,
+    pub(crate) digest: Digest,
 }
 
 /// Everything a transport needs to run one command.
 #[derive(Debug, Clone)]
-pub struct Job<'a> {
-    pub plan: &'a Plan,
+pub(crate) struct Job<'a> {
+    pub(crate) plan: &'a Plan,
     /// The invocation key (see `key.rs`).
-    pub key: String,
+    pub(crate) key: String,
     /// The inputs present, in plan order (absent optional candidates are left out).
-    pub inputs: Vec<JobInput>,
+    pub(crate) inputs: Vec<JobInput>,
 }
 
 /// One file the remote bb wrote into its output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteOutput {
+pub(crate) struct RemoteOutput {
     /// Path relative to the output directory, as the backend reported it (untrusted).
-    pub name: String,
-    pub digest: Digest,
-    pub size: u64,
+    pub(crate) name: String,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
     /// Where the transport fetches it from (a store URL for TES).
-    pub location: String,
+    pub(crate) location: String,
 }
 
 /// What the remote bb did: the same things a local bb would have shown the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteResult {
+pub(crate) struct RemoteResult {
     /// bb's exit code; a death by signal n is 128+n.
-    pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub outputs: Vec<RemoteOutput>,
+    pub(crate) exit_code: i32,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    pub(crate) outputs: Vec<RemoteOutput>,
 }
 
 /// Bytes moved to make the inputs available (for the operator line and benchmarks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UploadStats {
-    pub files: usize,
-    pub files_sent: usize,
-    pub bytes: u64,
-    pub bytes_sent: u64,
+pub(crate) struct UploadStats {
+    pub(crate) files: usize,
+    pub(crate) files_sent: usize,
+    pub(crate) bytes: u64,
+    pub(crate) bytes_sent: u64,
 }
 
 /// A place that can run bb jobs.
-#[expect(
-    async_fn_in_trait,
-    reason = "used with concrete types only, never as dyn"
-)]
-pub trait Transport {
+pub(crate) trait Transport {
     /// Hash the files and make them available to the backend; one digest per file.
     async fn stage_inputs(
         &mut self,

@@ -40,7 +40,7 @@ fn jitter() -> f64 {
 }
 
 /// Poll task `id` until it reaches a terminal state; returns that state.
-pub async fn until_terminal(
+pub(crate) async fn until_terminal(
     client: &TesClient,
     id: &str,
     started: Instant,

@@ -13,7 +13,7 @@ use crate::tes::client::{ClientOptions, ListQuery, RetryPolicy, TesClient, TesEr
 use crate::tes::types::View;
 
 /// `backend` then `token`; both skipped when no backend is configured.
-pub async fn check_backend(env: &Env) -> Vec<Check> {
+pub(crate) async fn check_backend(env: &Env) -> Vec<Check> {
     let Some(backend) = env.get(env_vars::BACKEND) else {
         let why = format!(
             "{} unset: passthrough-only mode, nothing is delegated",

@@ -10,7 +10,7 @@ use crate::route::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
 const SECRETS: [&str; 2] = [env_vars::TOKEN, env_vars::WORKER_TOKEN];
 
 /// `config`: what is set, where it came from, and whether [`Settings::load`] accepts it.
-pub fn check_config(env: &Env) -> Check {
+pub(crate) fn check_config(env: &Env) -> Check {
     let mut details: Vec<String> = env
         .bb_remote_vars()
         .filter(|(name, _)| !SECRETS.contains(name))
@@ -76,7 +76,7 @@ pub fn check_config(env: &Env) -> Check {
 }
 
 /// `delegate`: the command names delegated in each grammar, after `BB_REMOTE_DELEGATE`.
-pub fn check_delegate_set(env: &Env) -> Check {
+pub(crate) fn check_delegate_set(env: &Env) -> Check {
     let settings = match Settings::load(env) {
         Ok(settings) => settings,
         Err(bad) if bad.name == env_vars::DELEGATE || bad.name == env_vars::GRAMMAR => {

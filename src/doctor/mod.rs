@@ -17,13 +17,13 @@
 //! Every network check has a bound of a few seconds. The report goes to stdout: this
 //! is the operator's tool, not the shim.
 
-pub mod backend_check;
-pub mod config_check;
-pub mod msgpack_check;
-pub mod native;
+pub(crate) mod backend_check;
+pub(crate) mod config_check;
+pub(crate) mod msgpack_check;
+pub(crate) mod native;
 
 pub(crate) use crate::logging::error_chain;
-pub mod store_check;
+pub(crate) mod store_check;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,27 +34,27 @@ use serde::Serialize;
 use crate::config::Env;
 
 /// Exit code of `bb-remote doctor` when at least one check failed.
-pub const EXIT_PROBLEMS: u8 = 1;
+pub(crate) const EXIT_PROBLEMS: u8 = 1;
 
 /// Longest time one network or process check may take before it is reported failed.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `bb-remote doctor`: check configuration, store, backend and native bb.
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     /// Print the report as one JSON document instead of text lines.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// The `bb` shim whose setup to check: discovery of the native bb looks beside it
     /// (default: `bb` beside this bb-remote, else bb-remote itself).
     #[arg(long, value_name = "PATH")]
-    pub shim: Option<PathBuf>,
+    pub(crate) shim: Option<PathBuf>,
 }
 
 /// What one check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     /// Works, but something looks unintended (e.g. an unknown `BB_REMOTE_*` name).
     Warn,
@@ -77,17 +77,17 @@ impl Status {
 
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub status: Status,
-    pub summary: String,
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) status: Status,
+    pub(crate) summary: String,
     /// Extra lines printed indented under the summary.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
+    pub(crate) details: Vec<String>,
 }
 
 impl Check {
-    pub fn new(name: &'static str, status: Status, summary: impl Into<String>) -> Self {
+    pub(crate) fn new(name: &'static str, status: Status, summary: impl Into<String>) -> Self {
         Self {
             name,
             status,
@@ -96,7 +96,7 @@ impl Check {
         }
     }
 
-    pub fn with_details(mut self, details: Vec<String>) -> Self {
+    pub(crate) fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;
         self
     }
@@ -104,10 +104,10 @@ impl Check {
 
 /// Every check, in the order run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// False when any check failed.
-    pub ok: bool,
-    pub checks: Vec<Check>,
+    pub(crate) ok: bool,
+    pub(crate) checks: Vec<Check>,
 }
 
 impl Report {
@@ -119,7 +119,7 @@ impl Report {
     }
 
     /// The text form: `<status> <check> <summary>`, details indented below.
-    pub fn render_text(&self) -> String {
+    pub(crate) fn render_text(&self) -> String {
         let mut out = String::new();
         for check in &self.checks {
             out.push_str(&format!(
@@ -146,7 +146,7 @@ impl Report {
 
 /// Run every check against `env`. `shim_exe` is the `bb` shim native discovery looks
 /// beside (and must not find itself).
-pub async fn diagnose(env: &Env, shim_exe: Option<&Path>) -> Report {
+pub(crate) async fn diagnose(env: &Env, shim_exe: Option<&Path>) -> Report {
     let mut checks = vec![config_check::check_config(env)];
     checks.push(store_check::check_store(env).await);
     checks.extend(backend_check::check_backend(env).await);

@@ -15,7 +15,7 @@ use crate::native::{locate, NativeTarget};
 const REQUEST: &[u8] = b"\x91\x92\xa7Blake2s\xde\x00\x01\xa4data\xc4\x03abc";
 const ANSWER: &[u8] = b"\x92\xafBlake2sResponse\x81\xa4hash\xc4\x20\x50\x8c\x5e\x8c\x32\x7c\x14\xe2\xe1\xa7\x2b\xa3\x4e\xeb\x45\x2f\x37\x45\x8b\x20\x9e\xd6\x3a\x29\x4d\x99\x9b\x4c\x86\x67\x59\x82";
 
-pub async fn check_msgpack(env: &Env, shim_exe: Option<&Path>) -> Check {
+pub(crate) async fn check_msgpack(env: &Env, shim_exe: Option<&Path>) -> Check {
     let path =
         match locate(env, shim_exe) {
             Ok(NativeTarget::Bin { path, .. }) => path,

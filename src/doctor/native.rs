@@ -10,7 +10,7 @@ use crate::config::Env;
 use crate::env_vars;
 use crate::native::{locate, NativeTarget};
 
-pub async fn check_native(env: &Env, shim_exe: Option<&Path>) -> Check {
+pub(crate) async fn check_native(env: &Env, shim_exe: Option<&Path>) -> Check {
     let target = match locate(env, shim_exe) {
         Ok(target) => target,
         Err(err) => return Check::new("native", Status::Fail, err.to_string()),

@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// Where probes go, below the store's base prefix.
 const PROBE_DIR: &str = "doctor";
 
-pub async fn check_store(env: &Env) -> Check {
+pub(crate) async fn check_store(env: &Env) -> Check {
     let store = match Store::from_env(env) {
         Ok(Some(store)) => store,
         Ok(None) if env.get(env_vars::BACKEND).is_some() => {

@@ -9,15 +9,15 @@ use super::table::{CommandSpec, Generation, Reads};
 pub struct Invocation {
     pub generation: Generation,
     /// Why this grammar was chosen.
-    pub grammar_source: GrammarSource,
+    pub(crate) grammar_source: GrammarSource,
     /// The arguments after the program name (lossily converted if not UTF-8).
-    pub args: Vec<String>,
-    pub parsed: Parsed,
+    pub(crate) args: Vec<String>,
+    pub(crate) parsed: Parsed,
 }
 
 /// How the grammar was chosen; see `grammar::detect` for the detection rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrammarSource {
+pub(crate) enum GrammarSource {
     /// `BB_REMOTE_GRAMMAR` forced it.
     Env,
     /// The caller's [`GrammarHint`](super::GrammarHint).
@@ -28,7 +28,7 @@ pub enum GrammarSource {
 
 /// The outcome of parsing, as bb would see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// An argument is not valid UTF-8; only the native bb sees such argv.
     NotUtf8 { index: usize },
     /// No arguments (legacy: `No command provided.`, exit 1; modern: help, exit 0).
@@ -47,19 +47,19 @@ pub enum Parsed {
 
 /// A command bb would run, with every argument accounted for, in argv order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedCommand {
-    pub spec: &'static CommandSpec,
-    pub items: Vec<Item>,
+pub(crate) struct ParsedCommand {
+    pub(crate) spec: &'static CommandSpec,
+    pub(crate) items: Vec<Item>,
     /// Values a CLI11 environment fallback supplied (modern only).
-    pub from_env: Vec<EnvValue>,
+    pub(crate) from_env: Vec<EnvValue>,
     /// Legacy only: a token that bb reads both as an option name and as another
     /// option's value (e.g. `-o -b x`). Such argv cannot be rewritten safely.
-    pub ambiguity: Option<String>,
+    pub(crate) ambiguity: Option<String>,
 }
 
 /// One argv element (or, for CLI11's joined short flags, part of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     /// The command (legacy argv[1]) or the subcommand name.
     Command { index: usize },
     /// A flag, as spelled (`-v`, `--verbose_logging`; joined `-vd` gives two items).
@@ -90,7 +90,7 @@ pub enum Item {
 
 /// Why legacy bb ignores a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignored {
+pub(crate) enum Ignored {
     /// Not an option this command (or `main()`) reads.
     Unknown,
     /// A value option as the last token: bb uses the default.
@@ -99,15 +99,15 @@ pub enum Ignored {
 
 /// A value taken from a CLI11 environment fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvValue {
-    pub reads: &'static Reads,
-    pub var: &'static str,
-    pub value: String,
+pub(crate) struct EnvValue {
+    pub(crate) reads: &'static Reads,
+    pub(crate) var: &'static str,
+    pub(crate) value: String,
 }
 
 /// Where an option's effective value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effective<'a> {
+pub(crate) enum Effective<'a> {
     Argv(&'a str),
     Env { var: &'static str, value: &'a str },
     Default(&'static str),
@@ -115,7 +115,7 @@ pub enum Effective<'a> {
 }
 
 impl<'a> Effective<'a> {
-    pub fn value(self) -> Option<&'a str> {
+    pub(crate) fn value(self) -> Option<&'a str> {
         match self {
             Effective::Argv(v) | Effective::Env { value: v, .. } => Some(v),
             Effective::Default(v) => Some(v),
@@ -125,12 +125,12 @@ impl<'a> Effective<'a> {
 }
 
 impl ParsedCommand {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.spec.name
     }
 
     /// The value bb uses for the option with this id: argv, then env, then default.
-    pub fn effective(&self, reads: &'static Reads) -> Effective<'_> {
+    pub(crate) fn effective(&self, reads: &'static Reads) -> Effective<'_> {
         let from_argv = self.items.iter().find_map(|item| match item {
             Item::Value {
                 reads: r,
@@ -157,14 +157,14 @@ impl ParsedCommand {
     }
 
     /// Whether the flag with this option id is given.
-    pub fn flag(&self, id: &str) -> bool {
+    pub(crate) fn flag(&self, id: &str) -> bool {
         self.items
             .iter()
             .any(|item| matches!(item, Item::Flag { reads, .. } if reads.option.id == id))
     }
 
     /// Tokens bb would ignore because it does not know them.
-    pub fn unknown_tokens(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn unknown_tokens(&self) -> impl Iterator<Item = &str> {
         self.items.iter().filter_map(|item| match item {
             Item::Ignored {
                 token,

@@ -25,9 +25,7 @@ mod modern_table;
 mod table;
 
 pub use detect::{detect, parse, GrammarHint};
-pub use invocation::{
-    Effective, EnvValue, GrammarSource, Ignored, Invocation, Item, Parsed, ParsedCommand,
-};
+pub(crate) use invocation::{Effective, Ignored, Invocation, Item, Parsed, ParsedCommand};
 pub use table::{CommandSpec, Generation, ImplicitInput, OptionSpec, OutputKind, Reads, Use};
 
 /// The command tables, for documentation and for checking names (`BB_REMOTE_DELEGATE`).
@@ -35,7 +33,6 @@ pub mod tables {
     pub use super::legacy_table::{
         command as legacy_command, COMMANDS as LEGACY, GLOBAL as LEGACY_GLOBAL,
     };
-    pub use super::modern::{ARGUMENT_MISMATCH, EXTRAS_ERROR, VALIDATION_ERROR};
     pub use super::modern_table::{
         command as modern_command, COMMANDS as MODERN, TOP_LEVEL as MODERN_TOP_LEVEL,
     };

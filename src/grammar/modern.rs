@@ -19,9 +19,9 @@ use super::table::{CommandSpec, Reads};
 use crate::config::Env;
 
 /// CLI11 exit codes bb can end with while parsing.
-pub const VALIDATION_ERROR: u8 = 105;
-pub const EXTRAS_ERROR: u8 = 109;
-pub const ARGUMENT_MISMATCH: u8 = 114;
+pub(crate) const VALIDATION_ERROR: u8 = 105;
+pub(crate) const EXTRAS_ERROR: u8 = 109;
+pub(crate) const ARGUMENT_MISMATCH: u8 = 114;
 
 /// Parse `args` (bb's argv without the program name) as CLI11 would.
 pub(super) fn parse(args: &[String], env: &Env) -> Parsed {

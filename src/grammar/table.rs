@@ -18,7 +18,7 @@ pub enum Generation {
 }
 
 impl Generation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Generation::Legacy => "legacy",
             Generation::Modern => "modern",
@@ -30,21 +30,21 @@ impl Generation {
 #[derive(Debug, PartialEq, Eq)]
 pub struct OptionSpec {
     /// Stable identifier, used by the routing code and in messages.
-    pub id: &'static str,
+    pub(crate) id: &'static str,
     /// Every spelling bb accepts. Legacy: exact tokens. Modern: `-x` is a CLI11 short
     /// name, `--xyz` a long name; the first long name is the canonical one.
-    pub names: &'static [&'static str],
+    pub(crate) names: &'static [&'static str],
     /// A value option reads the next token (or `=value` / `-xvalue` in CLI11).
-    pub takes_value: bool,
+    pub(crate) takes_value: bool,
     /// CLI11 environment fallback, used when the option is absent from argv.
-    pub env: Option<&'static str>,
+    pub(crate) env: Option<&'static str>,
     /// Allowed values (CLI11 `check(IsMember)`); empty means any value.
-    pub choices: &'static [&'static str],
+    pub(crate) choices: &'static [&'static str],
 }
 
 impl OptionSpec {
     /// The long name used when the routing code has to write the option out itself.
-    pub fn canonical_name(&self) -> &'static str {
+    pub(crate) fn canonical_name(&self) -> &'static str {
         self.names
             .iter()
             .copied()
@@ -52,7 +52,7 @@ impl OptionSpec {
             .unwrap_or(self.names[0])
     }
 
-    pub fn is_named(&self, token: &str) -> bool {
+    pub(crate) fn is_named(&self, token: &str) -> bool {
         self.names.contains(&token)
     }
 }
@@ -93,35 +93,35 @@ pub enum Use {
 /// One option a command reads, with bb's default for it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reads {
-    pub option: &'static OptionSpec,
+    pub(crate) option: &'static OptionSpec,
     /// bb's default value; `None` when the option has none (flags, optional paths).
     /// Defaults such as `<-p>_fields.json` are derived by bb from another option.
     pub default: Option<&'static str>,
-    pub usage: Use,
+    pub(crate) usage: Use,
     /// Set when only some versions of the command read this option (e.g.
     /// `"0.47.1-0.61"`). A defaulted input read by some versions only is optional.
-    pub versions: Option<&'static str>,
+    pub(crate) versions: Option<&'static str>,
 }
 
 /// A file the command reads from inside its output directory without any flag
 /// naming it (legacy and 0.77-2.x `prove_tube`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ImplicitInput {
-    pub role: &'static str,
-    pub file: &'static str,
+    pub(crate) role: &'static str,
+    pub(crate) file: &'static str,
     /// Versions that read it; `None` means every version of the command.
-    pub versions: Option<&'static str>,
+    pub(crate) versions: Option<&'static str>,
 }
 
 /// One command (legacy) or subcommand (modern).
 #[derive(Debug, PartialEq, Eq)]
 pub struct CommandSpec {
     pub name: &'static str,
-    pub generation: Generation,
+    pub(crate) generation: Generation,
     /// Release range that has this command, e.g. `"0.55.0-0.76.4"`.
-    pub versions: &'static str,
-    pub reads: &'static [Reads],
-    pub implicit_inputs: &'static [ImplicitInput],
+    pub(crate) versions: &'static str,
+    pub(crate) reads: &'static [Reads],
+    pub(crate) implicit_inputs: &'static [ImplicitInput],
     /// Options are not modelled (nested subcommands such as `msgpack run`): only the
     /// command name is recognised, the rest is bb's business. Never delegated.
     pub opaque: bool,
@@ -129,11 +129,11 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     /// The entry for `token` among the options this command reads.
-    pub fn reads_named(&self, token: &str) -> Option<&'static Reads> {
+    pub(crate) fn reads_named(&self, token: &str) -> Option<&'static Reads> {
         self.reads.iter().find(|r| r.option.is_named(token))
     }
 
-    pub fn reads_id(&self, id: &str) -> Option<&'static Reads> {
+    pub(crate) fn reads_id(&self, id: &str) -> Option<&'static Reads> {
         self.reads.iter().find(|r| r.option.id == id)
     }
 

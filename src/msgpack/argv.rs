@@ -16,7 +16,7 @@ const VALUED: &[&str] = &[
 
 /// The socket path of a `msgpack run --input <P>.sock` invocation (argv without the
 /// program name), or `None` when the native bb should run it.
-pub fn socket_input(args: &[OsString]) -> Option<PathBuf> {
+pub(crate) fn socket_input(args: &[OsString]) -> Option<PathBuf> {
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
     let (["msgpack", "run"], rest) = args.split_at_checked(2)? else {
         return None;

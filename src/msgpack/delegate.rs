@@ -47,18 +47,18 @@ use crate::record::replay::{ReplayFailure, ReplayTransport};
 use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLAN_VERSION};
 
 /// The msgpack commands delegated: self-contained (apart from the CRS) and heavy.
-pub const DELEGATED: &[&str] = &["CircuitProve", "AvmProve"];
+pub(crate) const DELEGATED: &[&str] = &["CircuitProve", "AvmProve"];
 /// File name of the request inside each request's scratch directory and the task.
 const REQUEST_FILE: &str = "request.msgpack";
 /// Where the task rebuilds a request sent in parts (a fixed container path, outside
 /// the output directory so it is never uploaded back).
-pub const ASSEMBLED_REQUEST: &str = "/bb-remote/req/request.msgpack";
+pub(crate) const ASSEMBLED_REQUEST: &str = "/bb-remote/req/request.msgpack";
 /// File the remote bb's stdout (the answer frame) is written to, in the output directory.
 const RESPONSE_FILE: &str = "response.msgpack";
 
 /// What to send back for a delegated request.
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// This response body, as the remote bb produced it (or a synthesized error).
     Frame(Vec<u8>),
     /// Ask the local native bb instead (fallback, or bb must give its own answer).
@@ -66,7 +66,7 @@ pub enum Answer {
 }
 
 /// Runs delegated requests; one per server.
-pub struct Delegator {
+pub(crate) struct Delegator {
     settings: Settings,
     env: Env,
     scratch: PathBuf,
@@ -77,7 +77,7 @@ pub struct Delegator {
 
 impl Delegator {
     /// `None` when nothing is delegated, replayed or recorded.
-    pub fn new(settings: &Settings, env: &Env, scratch: &Path) -> Option<Self> {
+    pub(crate) fn new(settings: &Settings, env: &Env, scratch: &Path) -> Option<Self> {
         let recorder = match (&settings.record, &settings.replay) {
             (Some(fixtures), None) => Some(NativeRecorder::new(fixtures, env)),
             _ => None,
@@ -94,13 +94,13 @@ impl Delegator {
         })
     }
 
-    pub fn handles(&self, command: &str) -> bool {
+    pub(crate) fn handles(&self, command: &str) -> bool {
         DELEGATED.contains(&command)
     }
 
     /// Run one request remotely. `gone` turns `true` when the client disconnects:
     /// the remote task is then cancelled.
-    pub async fn answer(&self, body: Vec<u8>, gone: watch::Receiver<bool>) -> Answer {
+    pub(crate) async fn answer(&self, body: Vec<u8>, gone: watch::Receiver<bool>) -> Answer {
         if self.settings.backend.is_none() && self.settings.replay.is_none() {
             // Recording without a backend: the native bb answers (and is recorded).
             return Answer::Native(body);
@@ -131,7 +131,7 @@ impl Delegator {
 
     /// With `BB_REMOTE_RECORD`, file `answer`, the native bb's response to `body` (a
     /// request [`Self::answer`] sent to the native bb), as that request's fixture.
-    pub async fn record_native(&self, body: &[u8], answer: &[u8], started: Instant) {
+    pub(crate) async fn record_native(&self, body: &[u8], answer: &[u8], started: Instant) {
         let Some(recorder) = &self.recorder else {
             return;
         };
@@ -331,7 +331,7 @@ fn unframe(bytes: &[u8]) -> Option<&[u8]> {
 /// `bb msgpack run --input <request>`, stdout to [`RESPONSE_FILE`]. One file is the
 /// request itself; several are its parts ([`parts::split`]), which the task
 /// concatenates into [`ASSEMBLED_REQUEST`] before bb runs (plan `assemble`).
-pub fn request_plan(files: &[(&str, PathBuf)], out: &Path) -> Plan {
+pub(crate) fn request_plan(files: &[(&str, PathBuf)], out: &Path) -> Plan {
     let lit = |s: &str| ArgTemplate::Literal(s.to_owned());
     let single = files.len() == 1;
     let inputs = files

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How bb 5.0.0 treats one request body (observed against the real binary).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Envelope {
+pub(crate) enum Envelope {
     /// `[[name, payload]]`: bb answers (maybe with an `ErrorResponse`).
     Command(String),
     /// Not valid msgpack (bad type byte, truncated): bb answers
@@ -24,14 +24,14 @@ pub enum Envelope {
 
 impl Envelope {
     /// Whether bb sends exactly one response frame for this request.
-    pub fn answered(&self) -> bool {
+    pub(crate) fn answered(&self) -> bool {
         !matches!(self, Envelope::NoAnswer)
     }
 }
 
 /// Classify a request body the way bb does: parse one object (trailing bytes are
 /// ignored, as bb ignores them), then check `array(1) → array(2) → str`.
-pub fn inspect(body: &[u8]) -> Envelope {
+pub(crate) fn inspect(body: &[u8]) -> Envelope {
     if body.is_empty() {
         return Envelope::NoAnswer;
     }
@@ -49,7 +49,9 @@ pub fn inspect(body: &[u8]) -> Envelope {
 }
 
 /// Read one frame's body; `Ok(None)` on a clean end of stream before a length prefix.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<Option<Vec<u8>>> {
     let mut prefix = [0u8; 4];
     match reader.read_exact(&mut prefix).await {
         Ok(_) => {}
@@ -68,7 +70,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result
 }
 
 /// Write one frame (length prefix, then body).
-pub async fn write_frame<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     body: &[u8],
 ) -> std::io::Result<()> {
@@ -90,7 +92,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 /// A response frame body as bb encodes it: `[name, {field: value, ...}]` with fixmap,
 /// fixstr/str8 and fixarray as msgpack-c picks them (for synthesized answers only).
-pub fn error_response(message: &str) -> Vec<u8> {
+pub(crate) fn error_response(message: &str) -> Vec<u8> {
     let mut out = vec![0x92];
     push_str(&mut out, "ErrorResponse");
     out.push(0x81);
@@ -100,7 +102,7 @@ pub fn error_response(message: &str) -> Vec<u8> {
 }
 
 /// bb's `ShutdownResponse` (observed: `92 b0 "ShutdownResponse" 80`).
-pub fn shutdown_response() -> Vec<u8> {
+pub(crate) fn shutdown_response() -> Vec<u8> {
     let mut out = vec![0x92];
     push_str(&mut out, "ShutdownResponse");
     out.push(0x80);
@@ -126,7 +128,7 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// The response's name (`[name, payload]`), for logs and tests.
-pub fn response_name(body: &[u8]) -> Option<&str> {
+pub(crate) fn response_name(body: &[u8]) -> Option<&str> {
     let mut at = 0;
     (array_len(body, &mut at)? == 2).then_some(())?;
     str_at(body, &mut at)

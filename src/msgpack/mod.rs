@@ -10,20 +10,20 @@
 //!
 //! Not for: `.shm` and stdin/file inputs, `msgpack schema` / `curve_constants`: those
 //! exec the native bb as every other passthrough does.
-pub mod argv;
-pub mod delegate;
-pub mod frame;
-pub mod native_child;
-pub mod parts;
+pub(crate) mod argv;
+pub(crate) mod delegate;
+pub(crate) mod frame;
+pub(crate) mod native_child;
+pub(crate) mod parts;
 mod record;
-pub mod server;
+pub(crate) mod server;
 
 use std::ffi::OsString;
 
 use crate::config::{Env, Settings};
 
 /// Serve `msgpack run --input <P>.sock` when argv is one; `None` for anything else.
-pub fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8> {
+pub(crate) fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8> {
     let socket = argv::socket_input(argv.get(1..).unwrap_or_default())?;
     set_parent_death_signal();
     let runtime = match crate::delegate::runtime() {

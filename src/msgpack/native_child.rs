@@ -24,11 +24,11 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A private directory (mode 0700) for the child's socket, removed on drop.
 #[derive(Debug)]
-pub struct PrivateDir(PathBuf);
+pub(crate) struct PrivateDir(PathBuf);
 
 impl PrivateDir {
     /// `<TMPDIR or /tmp>/bb-remote-<pid>-<nanos>`.
-    pub fn create(env: &Env) -> std::io::Result<Self> {
+    pub(crate) fn create(env: &Env) -> std::io::Result<Self> {
         let base = env.get("TMPDIR").unwrap_or("/tmp");
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -39,7 +39,7 @@ impl PrivateDir {
         Ok(Self(dir))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -52,20 +52,20 @@ impl Drop for PrivateDir {
 
 /// A running native `bb msgpack run --input <dir>/native.sock`.
 #[derive(Debug)]
-pub struct NativeChild {
+pub(crate) struct NativeChild {
     child: Child,
     socket: PathBuf,
 }
 
 impl NativeChild {
     /// Spawn the native bb and wait until its socket accepts a connection.
-    pub async fn start(env: &Env, dir: &Path) -> Result<Self, String> {
+    pub(crate) async fn start(env: &Env, dir: &Path) -> Result<Self, String> {
         Self::start_with(native_command(env)?, dir, START_BUDGET).await
     }
 
     /// [`Self::start`] with the bb to run (`command` without arguments) and a bound on
     /// the wait.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         mut command: Command,
         dir: &Path,
         budget: Duration,
@@ -103,12 +103,12 @@ impl NativeChild {
 
     /// A new connection to the child (one per client connection: bb keeps each
     /// connection's answers in order).
-    pub async fn connect(&self) -> std::io::Result<UnixStream> {
+    pub(crate) async fn connect(&self) -> std::io::Result<UnixStream> {
         UnixStream::connect(&self.socket).await
     }
 
     /// SIGTERM (bb finishes what it is doing, then exits 0), SIGKILL after a grace.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         crate::record::child::forward(self.child.id(), libc::SIGTERM);
         if tokio::time::timeout(STOP_GRACE, self.child.wait())
             .await

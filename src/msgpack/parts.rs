@@ -20,14 +20,14 @@ use super::frame::walk_object;
 
 /// A `bin` value shorter than this stays inside its neighbour: looking it up in the
 /// store costs more than sending it again.
-pub const MIN_PART: usize = 64;
+pub(crate) const MIN_PART: usize = 64;
 /// At most this many parts (the largest values are cut out first), so an odd request
 /// cannot turn into thousands of objects.
-pub const MAX_PARTS: usize = 8;
+pub(crate) const MAX_PARTS: usize = 8;
 
 /// One part of a framed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
+pub(crate) struct Part {
     /// `head`, or the map key naming the value the part starts with (`bytecode`,
     /// `verification_key`, `witness`, `inputs`), or `bin` when it has none.
     pub name: String,
@@ -37,7 +37,7 @@ pub struct Part {
 
 /// The parts of the frame whose body is `body`, in order; they cover the
 /// `4 + body.len()` bytes of the frame exactly.
-pub fn split(body: &[u8]) -> Vec<Part> {
+pub(crate) fn split(body: &[u8]) -> Vec<Part> {
     let total = 4 + body.len();
     let whole = || {
         vec![Part {

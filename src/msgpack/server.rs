@@ -68,7 +68,7 @@ enum Owed {
 }
 
 /// Bind `socket`, serve until `Shutdown` or a signal, clean up. Returns the exit code.
-pub async fn serve(socket: &Path, settings: &Settings, env: Env) -> u8 {
+pub(crate) async fn serve(socket: &Path, settings: &Settings, env: Env) -> u8 {
     let listener = match bind(socket) {
         Ok(l) => l,
         Err(err) => {

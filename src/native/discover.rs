@@ -15,7 +15,7 @@ pub(super) const BIN_BESIDE_SHIM: &str = "bb.native";
 /// The native bb to hand an invocation to, and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum NativeTarget {
+pub(crate) enum NativeTarget {
     /// Exec this executable; the process is replaced.
     Bin { path: PathBuf, found_via: String },
     /// dlopen this library and call `symbol(argc, argv)`.
@@ -26,17 +26,9 @@ pub enum NativeTarget {
     },
 }
 
-impl NativeTarget {
-    pub fn path(&self) -> &Path {
-        match self {
-            NativeTarget::Bin { path, .. } | NativeTarget::Lib { path, .. } => path,
-        }
-    }
-}
-
 /// Resolve the native target. `shim_exe` is this process's executable (for discovery
 /// beside it and for the guard against exec'ing ourselves); `None` disables both.
-pub fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget, NativeError> {
+pub(crate) fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget, NativeError> {
     let symbol = || {
         env.get(env_vars::NATIVE_SYMBOL)
             .unwrap_or(DEFAULT_SYMBOL)

@@ -7,7 +7,7 @@
 mod discover;
 mod library;
 
-pub use discover::{locate, NativeTarget};
+pub(crate) use discover::{locate, NativeTarget};
 
 use crate::config::Env;
 use crate::env_vars;
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 /// Why the native bb could not be run. Each maps to [`crate::exit::NATIVE_MISSING`]
 /// except [`NativeError::Conflict`], which is a configuration error.
 #[derive(Debug, thiserror::Error)]
-pub enum NativeError {
+pub(crate) enum NativeError {
     #[error(
         "no native bb found: set {bin} to the native bb executable or {lib} to a libbb shared library \
          (looked beside the shim for {looked})",
@@ -62,19 +62,10 @@ pub enum NativeError {
     NulInArgument { index: usize, symbol: String },
 }
 
-impl NativeError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            NativeError::Conflict => crate::exit::CONFIG,
-            _ => crate::exit::NATIVE_MISSING,
-        }
-    }
-}
-
 /// Run the native bb with `argv` (argv[0] included) and return its exit status.
 ///
 /// For [`NativeTarget::Bin`] this only returns on failure: the process is replaced.
-pub fn run(target: &NativeTarget, argv: &[OsString]) -> Result<u8, NativeError> {
+pub(crate) fn run(target: &NativeTarget, argv: &[OsString]) -> Result<u8, NativeError> {
     match target {
         NativeTarget::Bin { path, .. } => Err(exec(path, argv)),
         NativeTarget::Lib { path, symbol, .. } => {
@@ -106,12 +97,12 @@ fn exec(path: &std::path::Path, argv: &[OsString]) -> NativeError {
 
 /// Load the library and resolve its entry point without calling it (for `doctor`):
 /// the same checks passthrough makes before it runs anything.
-pub fn check_library(path: &std::path::Path, symbol: &str) -> Result<(), NativeError> {
+pub(crate) fn check_library(path: &std::path::Path, symbol: &str) -> Result<(), NativeError> {
     library::BbLibrary::load(path, symbol).map(drop)
 }
 
 /// Locate the native bb from the environment and run it; the shim's passthrough path.
-pub fn passthrough(env: &Env, argv: &[OsString]) -> Result<u8, NativeError> {
+pub(crate) fn passthrough(env: &Env, argv: &[OsString]) -> Result<u8, NativeError> {
     if env.get(env_vars::RECURSION_GUARD).is_some() {
         return Err(NativeError::Recursion {
             hint: format!(

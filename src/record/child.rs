@@ -19,9 +19,9 @@ use crate::env_vars;
 /// What the child did.
 #[derive(Debug, Default)]
 pub(crate) struct Captured {
-    pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+    pub(crate) exit_code: i32,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 /// Variables removed from the child's environment: it must neither record again nor

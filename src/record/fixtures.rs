@@ -17,13 +17,13 @@ use crate::{env_vars, exit};
 pub struct FixturesArgs {
     /// Fixture directory [default: $BB_REMOTE_REPLAY, else $BB_REMOTE_RECORD]
     #[arg(long, short)]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     #[command(subcommand)]
-    pub action: Action,
+    pub(crate) action: Action,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum Action {
+pub(crate) enum Action {
     /// One line per recorded invocation: key, mode, command, exit code, outputs.
     List,
     /// The record of one invocation as JSON (a unique key prefix is enough).
@@ -95,7 +95,7 @@ pub fn run_cli(args: FixturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One line per record; unreadable records are listed with their error.
-pub fn list(dir: &FixtureDir) -> Vec<String> {
+pub(crate) fn list(dir: &FixtureDir) -> Vec<String> {
     dir.records()
         .into_iter()
         .map(|(path, record)| match record {
@@ -115,7 +115,7 @@ pub fn list(dir: &FixtureDir) -> Vec<String> {
 }
 
 /// The record whose key is `key` or starts with it (unique).
-pub fn find(dir: &FixtureDir, key: &str) -> anyhow::Result<Record> {
+pub(crate) fn find(dir: &FixtureDir, key: &str) -> anyhow::Result<Record> {
     let matches: Vec<_> = dir
         .records()
         .into_iter()
@@ -134,15 +134,15 @@ pub fn find(dir: &FixtureDir, key: &str) -> anyhow::Result<Record> {
 
 /// What `verify` found.
 #[derive(Debug, Default)]
-pub struct VerifyReport {
-    pub records: usize,
-    pub blobs: usize,
-    pub problems: Vec<String>,
+pub(crate) struct VerifyReport {
+    pub(crate) records: usize,
+    pub(crate) blobs: usize,
+    pub(crate) problems: Vec<String>,
 }
 
 /// Every record readable, every blob it names present and intact, every stored blob
 /// matching its name.
-pub fn verify(dir: &FixtureDir) -> VerifyReport {
+pub(crate) fn verify(dir: &FixtureDir) -> VerifyReport {
     let mut report = VerifyReport::default();
     let mut checked = BTreeSet::new();
     for (_, record) in dir.records() {
@@ -187,7 +187,7 @@ pub fn verify(dir: &FixtureDir) -> VerifyReport {
 /// Remove unreferenced blobs and everything in `tmp/`. Refuses when any record is
 /// unreadable (its blobs cannot be told apart from garbage). Do not prune a directory
 /// a recorder is writing into: its temporary files are removed too.
-pub fn prune(dir: &FixtureDir) -> anyhow::Result<(usize, usize)> {
+pub(crate) fn prune(dir: &FixtureDir) -> anyhow::Result<(usize, usize)> {
     let mut keep = BTreeSet::new();
     for (path, record) in dir.records() {
         let record =

@@ -33,33 +33,33 @@ pub(crate) const MAX_STREAM_BYTES: u64 = 256 << 20;
 
 /// One recorded invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub format_version: u32,
+pub(crate) struct Record {
+    pub(crate) format_version: u32,
     /// The invocation key (`delegate::key`), also the record's file name.
-    pub key: String,
+    pub(crate) key: String,
     /// `delegated` (ran on the backend) or `native` (ran on the local bb).
-    pub mode: Mode,
-    pub generation: crate::grammar::Generation,
-    pub command: String,
+    pub(crate) mode: Mode,
+    pub(crate) generation: crate::grammar::Generation,
+    pub(crate) command: String,
     /// The normalised argv: file arguments are placeholders (`{"input": n}`,
     /// `"output_dir"`), so local paths never appear.
-    pub argv: Vec<ArgTemplate>,
-    pub inputs: Vec<RecordInput>,
-    pub outputs: Vec<RecordOutput>,
-    pub stdout: StreamRef,
-    pub stderr: StreamRef,
+    pub(crate) argv: Vec<ArgTemplate>,
+    pub(crate) inputs: Vec<RecordInput>,
+    pub(crate) outputs: Vec<RecordOutput>,
+    pub(crate) stdout: StreamRef,
+    pub(crate) stderr: StreamRef,
     /// bb's exit code; a death by signal n is 128+n.
-    pub exit_code: i32,
-    pub wall_time_ms: u64,
+    pub(crate) exit_code: i32,
+    pub(crate) wall_time_ms: u64,
     /// `bb --version` of the native bb, or the executor image for delegated runs.
-    pub bb_version: Option<String>,
+    pub(crate) bb_version: Option<String>,
     /// RFC 3339 time the record was written.
-    pub recorded_at: String,
+    pub(crate) recorded_at: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(crate) enum Mode {
     Delegated,
     Native,
 }
@@ -67,32 +67,32 @@ pub enum Mode {
 /// One input of the plan: its role, the name the caller gave, and its content digest
 /// (`None` when the optional file was absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordInput {
-    pub role: String,
-    pub name: String,
-    pub source: InputSource,
-    pub sha256: Option<Digest>,
-    pub size: Option<u64>,
+pub(crate) struct RecordInput {
+    pub(crate) role: String,
+    pub(crate) name: String,
+    pub(crate) source: InputSource,
+    pub(crate) sha256: Option<Digest>,
+    pub(crate) size: Option<u64>,
 }
 
 /// One file bb wrote, relative to its output directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordOutput {
-    pub name: String,
-    pub sha256: Digest,
-    pub size: u64,
+pub(crate) struct RecordOutput {
+    pub(crate) name: String,
+    pub(crate) sha256: Digest,
+    pub(crate) size: u64,
 }
 
 /// A captured byte stream, stored as a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamRef {
-    pub sha256: Digest,
-    pub size: u64,
+pub(crate) struct StreamRef {
+    pub(crate) sha256: Digest,
+    pub(crate) size: u64,
 }
 
 /// Why a fixture directory cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum FormatError {
+pub(crate) enum FormatError {
     #[error("{path}: {source}", path = .path.display())]
     Io {
         path: PathBuf,
@@ -162,36 +162,36 @@ pub(crate) fn is_key(key: &str) -> bool {
 
 /// A fixture directory.
 #[derive(Debug, Clone)]
-pub struct FixtureDir {
+pub(crate) struct FixtureDir {
     root: PathBuf,
 }
 
 impl FixtureDir {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn records_dir(&self) -> PathBuf {
+    pub(crate) fn records_dir(&self) -> PathBuf {
         self.root.join("records")
     }
 
-    pub fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }
 
-    pub fn record_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, key: &str) -> PathBuf {
         self.records_dir().join(format!("{key}.json"))
     }
 
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir().join(digest.hex())
     }
 
@@ -227,7 +227,7 @@ impl FixtureDir {
     }
 
     /// Store `bytes` as a blob; returns its reference.
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<StreamRef, FormatError> {
+    pub(crate) fn put_bytes(&self, bytes: &[u8]) -> Result<StreamRef, FormatError> {
         let digest = Digest::of_bytes(bytes);
         let dest = self.blob_path(&digest);
         if !dest.exists() {
@@ -243,7 +243,7 @@ impl FixtureDir {
     }
 
     /// Copy the file at `src` into a blob, hashing while copying.
-    pub fn put_file(&self, src: &Path) -> Result<StreamRef, FormatError> {
+    pub(crate) fn put_file(&self, src: &Path) -> Result<StreamRef, FormatError> {
         let mut input = std::fs::File::open(src).map_err(io(src))?;
         let (temp, mut file) = self.temp_file()?;
         let copied = copy_hashing(&mut input, &mut file).map_err(io(src));
@@ -263,7 +263,7 @@ impl FixtureDir {
     }
 
     /// Check that the blob exists and has the expected digest and size.
-    pub fn verify_blob(&self, digest: &Digest, size: u64) -> Result<(), FormatError> {
+    pub(crate) fn verify_blob(&self, digest: &Digest, size: u64) -> Result<(), FormatError> {
         let path = self.blob_path(digest);
         let mut file = open_regular(&path).map_err(|e| match e {
             FormatError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -289,7 +289,7 @@ impl FixtureDir {
     }
 
     /// A stream blob's bytes, verified.
-    pub fn read_stream(&self, stream: &StreamRef) -> Result<Vec<u8>, FormatError> {
+    pub(crate) fn read_stream(&self, stream: &StreamRef) -> Result<Vec<u8>, FormatError> {
         let path = self.blob_path(&stream.sha256);
         if stream.size > MAX_STREAM_BYTES {
             return Err(FormatError::TooLarge { path });
@@ -303,7 +303,7 @@ impl FixtureDir {
     }
 
     /// Write `record` to `records/<key>.json` (temporary file, then rename).
-    pub fn put_record(&self, record: &Record) -> Result<PathBuf, FormatError> {
+    pub(crate) fn put_record(&self, record: &Record) -> Result<PathBuf, FormatError> {
         let json = serde_json::to_vec_pretty(record).expect("plain structs always serialise");
         let (temp, mut file) = self.temp_file()?;
         file.write_all(&json).map_err(io(&temp))?;
@@ -314,7 +314,7 @@ impl FixtureDir {
     }
 
     /// The record for `key`, `Ok(None)` when there is none.
-    pub fn get_record(&self, key: &str) -> Result<Option<Record>, FormatError> {
+    pub(crate) fn get_record(&self, key: &str) -> Result<Option<Record>, FormatError> {
         let path = self.record_path(key);
         if !is_key(key) || std::fs::symlink_metadata(&path).is_err() {
             return Ok(None);
@@ -323,7 +323,7 @@ impl FixtureDir {
     }
 
     /// Every record file (sorted by name), each parsed or with its error.
-    pub fn records(&self) -> Vec<(PathBuf, Result<Record, FormatError>)> {
+    pub(crate) fn records(&self) -> Vec<(PathBuf, Result<Record, FormatError>)> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(self.records_dir())
             .into_iter()
             .flatten()

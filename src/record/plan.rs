@@ -22,9 +22,9 @@ use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLA
 /// The plan an invocation is keyed by, and its inputs present on disk.
 #[derive(Debug, Clone)]
 pub(crate) struct Chosen {
-    pub prepared: Prepared,
+    pub(crate) prepared: Prepared,
     /// The router would delegate it (so a backend may run it).
-    pub delegable: bool,
+    pub(crate) delegable: bool,
 }
 
 impl Chosen {

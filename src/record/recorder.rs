@@ -26,9 +26,9 @@ use crate::{diag, env_vars, native};
 
 /// A transport decorator that notes what passes through it.
 pub(crate) struct Recording<T> {
-    pub inner: T,
-    pub staged: Vec<(Digest, u64)>,
-    pub key: Option<String>,
+    pub(crate) inner: T,
+    pub(crate) staged: Vec<(Digest, u64)>,
+    pub(crate) key: Option<String>,
 }
 
 impl<T> Recording<T> {

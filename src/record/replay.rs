@@ -26,8 +26,8 @@ pub(crate) enum ReplayFailure {
 
 /// The fixture-directory [`Transport`].
 pub(crate) struct ReplayTransport {
-    pub dir: FixtureDir,
-    pub failure: Option<ReplayFailure>,
+    pub(crate) dir: FixtureDir,
+    pub(crate) failure: Option<ReplayFailure>,
 }
 
 impl ReplayTransport {

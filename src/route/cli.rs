@@ -15,7 +15,7 @@ use std::process::ExitCode;
 pub struct RouteArgs {
     /// bb's argv, after `--` (without the program name).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub argv: Vec<std::ffi::OsString>,
+    pub(crate) argv: Vec<std::ffi::OsString>,
 }
 
 /// The JSON document printed: `{"verdict":"remote","plan":{...}}` or

@@ -37,7 +37,7 @@ const EXPECTED: &str =
 
 impl DelegateSet {
     /// The value of `BB_REMOTE_DELEGATE` (read by `config`); `None` means the default set.
-    pub fn parse(raw: Option<&str>) -> Result<Self, BadValue> {
+    pub(crate) fn parse(raw: Option<&str>) -> Result<Self, BadValue> {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else {
             return Ok(Self::Default);
         };
@@ -61,7 +61,7 @@ impl DelegateSet {
         Ok(Self::Only(names))
     }
 
-    pub fn contains(&self, generation: Generation, command: &str) -> bool {
+    pub(crate) fn contains(&self, generation: Generation, command: &str) -> bool {
         match self {
             Self::Default => match generation {
                 Generation::Legacy => LEGACY_DEFAULT.contains(&command),

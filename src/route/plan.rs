@@ -17,7 +17,7 @@ pub const PLAN_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Always [`PLAN_VERSION`] when written by this build.
-    pub plan_version: u32,
+    pub(crate) plan_version: u32,
     pub generation: Generation,
     /// bb's command or subcommand, e.g. `prove_ultra_honk_output_all` or `prove`.
     pub command: String,
@@ -37,13 +37,13 @@ pub struct Plan {
     /// that answer on stdout (`msgpack run`); `None`: stdout is only shown to the caller.
     /// Left out of the JSON when `None`, so older plans (and their keys) are unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdout_file: Option<String>,
+    pub(crate) stdout_file: Option<String>,
     /// An absolute container path the task writes before bb runs: every input, in
     /// plan order, concatenated (a msgpack request sent as content-addressed parts,
     /// see `msgpack/parts.rs`). The argv names that path as a literal. Left out of the
     /// JSON when `None`, like `stdout_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assemble: Option<String>,
+    pub(crate) assemble: Option<String>,
 }
 
 /// One file bb reads.
@@ -83,7 +83,7 @@ pub enum InputSource {
 /// Where bb writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanOutputDir {
-    pub given: String,
+    pub(crate) given: String,
     /// Resolved against the working directory, like [`PlanInput::path`].
     pub path: String,
     /// `Flag` or `Default`.
@@ -107,8 +107,8 @@ pub enum ArgTemplate {
 /// Paths to substitute into the template (e.g. sandbox paths on a worker).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathMapping {
-    pub inputs: BTreeMap<usize, String>,
-    pub output_dir: String,
+    pub(crate) inputs: BTreeMap<usize, String>,
+    pub(crate) output_dir: String,
 }
 
 /// A template that cannot be rendered with the mapping given.

@@ -34,7 +34,7 @@ impl LocalCasCache {
     }
 
     /// Where the blob with `digest` lives (or will live) in the cache.
-    pub fn path_for(&self, digest: &Digest) -> PathBuf {
+    pub(crate) fn path_for(&self, digest: &Digest) -> PathBuf {
         self.dir().join(digest.hex())
     }
 

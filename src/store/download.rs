@@ -66,7 +66,7 @@ impl Store {
     /// are accepted, and the digest must be `expected`. On any failure `dest` is
     /// removed. Not synced to disk: the caller renames it into place, as bb leaves its
     /// own outputs (a sync per file costs more than a tiny proof's whole transfer).
-    pub async fn download_to(
+    pub(crate) async fn download_to(
         &self,
         url: &str,
         dest: &Path,

@@ -61,7 +61,7 @@ impl Store {
 
     /// The store named by `BB_REMOTE_STORE`, or `None` when it is unset. Errors name
     /// the variable.
-    pub fn from_env(env: &Env) -> Result<Option<Self>, StoreError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Option<Self>, StoreError> {
         let Some(url) = env.get(env_vars::STORE) else {
             return Ok(None);
         };
@@ -95,7 +95,7 @@ impl Store {
     }
 
     /// Wrap an already built object store whose objects are addressed by `base_url`.
-    pub fn new(inner: Arc<dyn ObjectStore>, base_url: Url, prefix: ObjectPath) -> Self {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>, base_url: Url, prefix: ObjectPath) -> Self {
         Self {
             inner,
             base_url,
@@ -117,7 +117,7 @@ impl Store {
     }
 
     /// The store URL, without a trailing slash.
-    pub fn base_url(&self) -> &Url {
+    pub(crate) fn base_url(&self) -> &Url {
         &self.base_url
     }
 
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// The digest named by a content-addressed key of this store, if it is one.
-    pub fn digest_for_key(&self, key: &ObjectPath) -> Option<Digest> {
+    pub(crate) fn digest_for_key(&self, key: &ObjectPath) -> Option<Digest> {
         let mut rest = key.prefix_match(&self.prefix)?;
         for dir in CAS_DIR {
             if rest.next()?.as_ref() != dir {

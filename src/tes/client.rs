@@ -34,7 +34,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// by tag and have a handful of entries).
 pub const MAX_LIST_PAGES: usize = 20;
 /// A task list that takes longer than this in all is refused.
-pub const LIST_TIME_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIST_TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// Client settings.
 #[derive(Clone)]
@@ -152,13 +152,8 @@ impl TesClient {
         })
     }
 
-    /// The TES base URL in use (ending in `/ga4gh/tes/v1`).
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
     /// The retry policy applied to idempotent calls.
-    pub fn retry_policy(&self) -> &RetryPolicy {
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }
 
@@ -393,9 +388,9 @@ mod tests {
     #[test]
     fn base_path_is_appended_once() {
         let c = TesClient::new("http://h:8000", ClientOptions::default()).unwrap();
-        assert_eq!(c.base_url().as_str(), "http://h:8000/ga4gh/tes/v1");
+        assert_eq!(c.base.as_str(), "http://h:8000/ga4gh/tes/v1");
         let c = TesClient::new("https://h/api/ga4gh/tes/v1/", ClientOptions::default()).unwrap();
-        assert_eq!(c.base_url().as_str(), "https://h/api/ga4gh/tes/v1");
+        assert_eq!(c.base.as_str(), "https://h/api/ga4gh/tes/v1");
         assert_eq!(
             c.url(&["tasks", "a/b:cancel"]).as_str(),
             "https://h/api/ga4gh/tes/v1/tasks/a%2Fb:cancel"

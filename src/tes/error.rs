@@ -88,7 +88,7 @@ pub(super) fn truncate(mut text: String) -> String {
 }
 
 /// `url` for messages: a password in it is replaced by `***`.
-pub fn redacted(url: &url::Url) -> String {
+pub(crate) fn redacted(url: &url::Url) -> String {
     if url.password().is_none() {
         return url.to_string();
     }

@@ -5,9 +5,9 @@
 //! - [`client`]: the HTTP client (per-request deadlines, bounded replies and pages,
 //!   typed errors in [`error`], bounded retries in [`retry`]).
 pub mod client;
-pub mod error;
+pub(crate) mod error;
 pub mod retry;
 pub mod types;
 
 /// Base path of every TES v1 route.
-pub const BASE_PATH: &str = "/ga4gh/tes/v1";
+pub(crate) const BASE_PATH: &str = "/ga4gh/tes/v1";

@@ -31,7 +31,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The backoff schedule, with the total sleep capped at `max_total_delay`.
-    pub fn backoff(&self) -> ExponentialBuilder {
+    pub(crate) fn backoff(&self) -> ExponentialBuilder {
         ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(self.min_delay)

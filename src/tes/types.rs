@@ -32,7 +32,8 @@ pub enum State {
 
 impl State {
     /// Every state, in schema order.
-    pub const ALL: [State; 11] = [
+    #[cfg(any(feature = "worker", test))]
+    pub(crate) const ALL: [State; 11] = [
         State::Unknown,
         State::Queued,
         State::Initializing,
@@ -64,7 +65,8 @@ impl State {
     }
 
     /// Parses a wire name (as in the `state` query parameter).
-    pub fn parse(name: &str) -> Option<State> {
+    #[cfg(any(feature = "worker", test))]
+    pub(crate) fn parse(name: &str) -> Option<State> {
         State::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
@@ -90,7 +92,7 @@ impl std::fmt::Display for State {
 /// `tesFileType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FileType {
+pub(crate) enum FileType {
     #[default]
     File,
     Directory,
@@ -145,36 +147,36 @@ pub struct Task {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Input {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Absolute path in the container.
     pub path: String,
     #[serde(default, rename = "type")]
-    pub file_type: FileType,
+    pub(crate) file_type: FileType,
     /// Inline UTF-8 content; overrides `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streamable: Option<bool>,
+    pub(crate) streamable: Option<bool>,
 }
 
 /// `tesOutput`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Output {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     pub url: String,
     /// Absolute path in the container.
-    pub path: String,
+    pub(crate) path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_prefix: Option<String>,
+    pub(crate) path_prefix: Option<String>,
     #[serde(default, rename = "type")]
-    pub file_type: FileType,
+    pub(crate) file_type: FileType,
 }
 
 /// `tesResources`.
@@ -183,17 +185,17 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_cores: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preemptible: Option<bool>,
+    pub(crate) preemptible: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ram_gb: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_gb: Option<f64>,
+    pub(crate) disk_gb: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub zones: Vec<String>,
+    pub(crate) zones: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backend_parameters: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend_parameters_strict: Option<bool>,
+    pub(crate) backend_parameters_strict: Option<bool>,
 }
 
 /// `tesExecutor`.
@@ -223,7 +225,7 @@ pub struct TaskLog {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
+    pub(crate) start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
     #[serde(default)]
@@ -256,8 +258,8 @@ pub struct OutputFileLog {
 
 /// `tesCreateTaskResponse`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreateTaskResponse {
-    pub id: String,
+pub(crate) struct CreateTaskResponse {
+    pub(crate) id: String,
 }
 
 /// `tesListTasksResponse`.
@@ -271,52 +273,52 @@ pub struct ListTasksResponse {
 /// `tesServiceInfo` (GA4GH service-info plus the TES extras).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ServiceInfo {
-    pub id: String,
-    pub name: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub service_type: ServiceType,
+    pub(crate) service_type: ServiceType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub organization: Organization,
+    pub(crate) description: Option<String>,
+    pub(crate) organization: Organization,
     #[serde(
         default,
         rename = "contactUrl",
         skip_serializing_if = "Option::is_none"
     )]
-    pub contact_url: Option<String>,
+    pub(crate) contact_url: Option<String>,
     #[serde(
         default,
         rename = "documentationUrl",
         skip_serializing_if = "Option::is_none"
     )]
-    pub documentation_url: Option<String>,
+    pub(crate) documentation_url: Option<String>,
     #[serde(default, rename = "createdAt", skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
+    pub(crate) created_at: Option<String>,
     #[serde(default, rename = "updatedAt", skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    pub version: String,
+    pub(crate) environment: Option<String>,
+    pub(crate) version: String,
     /// Storage URL prefixes this service can read and write.
     #[serde(default)]
     pub storage: Vec<String>,
     #[serde(default, rename = "tesResources_backend_parameters")]
-    pub tes_resources_backend_parameters: Vec<String>,
+    pub(crate) tes_resources_backend_parameters: Vec<String>,
 }
 
 /// GA4GH service type (`org.ga4gh` / `tes` / `1.1.0`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ServiceType {
-    pub group: String,
-    pub artifact: String,
-    pub version: String,
+pub(crate) struct ServiceType {
+    pub(crate) group: String,
+    pub(crate) artifact: String,
+    pub(crate) version: String,
 }
 
 /// Who runs the service.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Organization {
-    pub name: String,
-    pub url: String,
+pub(crate) struct Organization {
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 #[cfg(test)]

@@ -17,14 +17,14 @@ use crate::tes::types::Resources;
 
 /// What a task reserves while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Demand {
-    pub cpus: u32,
-    pub memory_gib: f64,
+pub(crate) struct Demand {
+    pub(crate) cpus: u32,
+    pub(crate) memory_gib: f64,
 }
 
 impl Demand {
     /// The reservation for a task's `resources`, or a message naming the bad field.
-    pub fn of(resources: Option<&Resources>) -> Result<Self, String> {
+    pub(crate) fn of(resources: Option<&Resources>) -> Result<Self, String> {
         let cpus = resources.and_then(|r| r.cpu_cores).unwrap_or(1);
         let memory_gib = resources.and_then(|r| r.ram_gb).unwrap_or(0.0);
         if cpus < 0 {
@@ -54,14 +54,14 @@ struct Ledger {
 
 /// The admission controller: the machine's capacity, the FIFO queue and what is in use.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     capacity: Demand,
     ledger: Mutex<Ledger>,
     changed: Notify,
 }
 
 impl Admission {
-    pub fn new(capacity: Demand) -> Self {
+    pub(crate) fn new(capacity: Demand) -> Self {
         Self {
             capacity,
             ledger: Mutex::default(),
@@ -70,7 +70,7 @@ impl Admission {
     }
 
     /// Refuse a task that could never run here, with a message saying why.
-    pub fn check_fits_machine(&self, demand: Demand) -> Result<(), String> {
+    pub(crate) fn check_fits_machine(&self, demand: Demand) -> Result<(), String> {
         let cap = self.capacity;
         if demand.cpus > cap.cpus {
             return Err(format!(
@@ -88,13 +88,13 @@ impl Admission {
     }
 
     /// Add a task at the back of the queue.
-    pub fn enqueue(&self, id: String, demand: Demand) {
+    pub(crate) fn enqueue(&self, id: String, demand: Demand) {
         self.lock().queue.push_back((id, demand));
         self.changed.notify_one();
     }
 
     /// Take a task out of the queue (it was cancelled). False if it was not queued.
-    pub fn remove_queued(&self, id: &str) -> bool {
+    pub(crate) fn remove_queued(&self, id: &str) -> bool {
         let mut ledger = self.lock();
         let before = ledger.queue.len();
         ledger.queue.retain(|(queued, _)| queued != id);
@@ -108,7 +108,7 @@ impl Admission {
 
     /// Wait until the head of the queue fits, reserve its resources and return it.
     /// Meant for a single dispatcher loop.
-    pub async fn next(&self) -> (String, Demand) {
+    pub(crate) async fn next(&self) -> (String, Demand) {
         loop {
             if let Some(admitted) = self.try_admit() {
                 return admitted;
@@ -118,7 +118,7 @@ impl Admission {
     }
 
     /// Give back what a finished task reserved.
-    pub fn release(&self, demand: Demand) {
+    pub(crate) fn release(&self, demand: Demand) {
         let mut ledger = self.lock();
         ledger.in_use.cpus -= demand.cpus;
         ledger.in_use.memory_gib = (ledger.in_use.memory_gib - demand.memory_gib).max(0.0);
@@ -128,7 +128,7 @@ impl Admission {
     }
 
     /// (queued, running) task counts, for metrics.
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         let ledger = self.lock();
         (ledger.queue.len(), ledger.running)
     }

@@ -31,10 +31,10 @@ type Shared = Arc<Worker>;
 
 /// An error response: status plus a message for humans.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(StatusCode, String);
 
 /// Build an error response (also used by the auth middleware).
-pub fn error_response(status: StatusCode, message: String) -> ApiError {
+pub(crate) fn error_response(status: StatusCode, message: String) -> ApiError {
     ApiError(status, message)
 }
 
@@ -63,7 +63,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// All routes, with the token check and the body limit applied.
-pub fn router(worker: Shared, token: Option<String>, max_body: usize) -> Router {
+pub(crate) fn router(worker: Shared, token: Option<String>, max_body: usize) -> Router {
     let tes = Router::new()
         .route(
             "/service-info",

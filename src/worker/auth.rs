@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::api::error_response;
 
 /// Why the worker will not start with this listen/token combination.
-pub fn check_listen(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
+pub(crate) fn check_listen(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
     if token.is_none() && !addr.ip().is_loopback() {
         return Err(format!(
             "refusing to listen on {addr} without a bearer token\n\
@@ -26,7 +26,7 @@ pub fn check_listen(addr: &SocketAddr, token: Option<&str>) -> Result<(), String
 }
 
 /// Axum middleware: reject requests without the right bearer token.
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(token): State<Arc<Option<String>>>,
     request: Request,
     next: Next,

@@ -22,17 +22,17 @@ use super::sandbox::{container_relative, Sandbox};
 use crate::tes::types::{Executor, Task};
 
 /// `command[0]` of the built-in.
-pub const CAT: &str = "cat";
+pub(crate) const CAT: &str = "cat";
 /// Most files one `cat` may join (a request has at most 8 parts).
-pub const MAX_ARGS: usize = 16;
+pub(crate) const MAX_ARGS: usize = 16;
 
 /// Whether `executor` is the built-in `cat` rather than a bb run.
-pub fn is_cat(executor: &Executor) -> bool {
+pub(crate) fn is_cat(executor: &Executor) -> bool {
     executor.command.first().map(String::as_str) == Some(CAT)
 }
 
 /// Check a built-in `cat` executor of `task` (`what`: `executors[i]`).
-pub fn check_cat(task: &Task, executor: &Executor, what: &str) -> Result<(), String> {
+pub(crate) fn check_cat(task: &Task, executor: &Executor, what: &str) -> Result<(), String> {
     let files = &executor.command[1..];
     if files.is_empty() || files.len() > MAX_ARGS {
         return Err(format!(
@@ -80,7 +80,11 @@ pub fn check_cat(task: &Task, executor: &Executor, what: &str) -> Result<(), Str
 
 /// Run a checked built-in `cat` in `sandbox`: the files, in order, into `stdout`.
 /// `Err` is the message for the executor's stderr (the executor then fails).
-pub async fn run_cat(task: &Task, executor: &Executor, sandbox: &Sandbox) -> Result<(), String> {
+pub(crate) async fn run_cat(
+    task: &Task,
+    executor: &Executor,
+    sandbox: &Sandbox,
+) -> Result<(), String> {
     check_cat(task, executor, "cat")?;
     let map = |path: &str| -> Result<PathBuf, String> {
         sandbox.map(path, "cat").map_err(|e| e.to_string())

@@ -31,7 +31,7 @@ use landlock::{
 
 /// System directories (and device files) a confined process may read and execute.
 /// Missing ones are skipped.
-pub const SYSTEM_READ: &[&str] = &[
+pub(crate) const SYSTEM_READ: &[&str] = &[
     "/usr",
     "/bin",
     "/sbin",
@@ -52,17 +52,17 @@ const ABI_USED: ABI = ABI::V6;
 
 /// What one task's bb may touch.
 #[derive(Debug)]
-pub struct Policy<'a> {
-    pub bb: &'a Path,
+pub(crate) struct Policy<'a> {
+    pub(crate) bb: &'a Path,
     /// Read-only directories besides the system ones (CRS, HOME).
-    pub read: &'a [&'a Path],
+    pub(crate) read: &'a [&'a Path],
     /// The task's sandbox directory: full access beneath it.
-    pub write: &'a Path,
+    pub(crate) write: &'a Path,
 }
 
 /// Why the worker cannot confine bb here.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfineError {
+pub(crate) enum ConfineError {
     #[error(
         "this kernel cannot confine bb with Landlock ({0})\n\
          help: use a kernel with Landlock enabled (Linux 5.13+, `lsm=...,landlock`), \
@@ -75,7 +75,7 @@ pub enum ConfineError {
 
 /// Check at start-up that the kernel enforces Landlock file-system rules, so a worker
 /// that promises confinement never runs bb without it.
-pub fn probe() -> Result<(), ConfineError> {
+pub(crate) fn probe() -> Result<(), ConfineError> {
     let unsupported = |e: landlock::RulesetError| ConfineError::Unsupported(e.to_string());
     Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -87,7 +87,7 @@ pub fn probe() -> Result<(), ConfineError> {
 }
 
 /// The ruleset for one bb process; enforce it in the child with [`enforce`].
-pub fn ruleset(policy: &Policy<'_>) -> Result<RulesetCreated, ConfineError> {
+pub(crate) fn ruleset(policy: &Policy<'_>) -> Result<RulesetCreated, ConfineError> {
     let rule_error = |path: &Path, e: &dyn std::fmt::Display| ConfineError::Rule {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -134,7 +134,7 @@ fn allow(
 
 /// Enforce `ruleset` on the calling (forked, single-threaded) process; also sets
 /// no_new_privs. Allocation-free on success, so it is safe between fork and exec.
-pub fn enforce(ruleset: RulesetCreated) -> std::io::Result<()> {
+pub(crate) fn enforce(ruleset: RulesetCreated) -> std::io::Result<()> {
     match ruleset.restrict_self() {
         Ok(_) => Ok(()),
         Err(_) => Err(std::io::Error::from_raw_os_error(libc::EPERM)),

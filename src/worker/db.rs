@@ -29,7 +29,7 @@ const PROBES: &str = "reopen_probes";
 
 /// A database failure; the task store cannot be trusted further in this request.
 #[derive(Debug, thiserror::Error)]
-pub enum DbError {
+pub(crate) enum DbError {
     #[error("task database: {0}")]
     Redb(#[from] redb::Error),
     #[error(
@@ -62,7 +62,7 @@ impl_from_redb!(
 impl DbError {
     /// An I/O failure (ENOSPC and the like): the database must be reopened once the
     /// cause is gone (redb refuses every later write with "Previous I/O error").
-    pub fn is_io(&self) -> bool {
+    pub(crate) fn is_io(&self) -> bool {
         matches!(
             self,
             DbError::Closed | DbError::Redb(redb::Error::Io(_) | redb::Error::PreviousIo)
@@ -72,11 +72,11 @@ impl DbError {
 
 /// Which tasks a listing wants.
 #[derive(Debug, Default, Clone)]
-pub struct ListFilter {
-    pub name_prefix: Option<String>,
-    pub state: Option<State>,
+pub(crate) struct ListFilter {
+    pub(crate) name_prefix: Option<String>,
+    pub(crate) state: Option<State>,
     /// `(key, value)`; an empty value matches any value of the key (TES v1.1).
-    pub tags: Vec<(String, Option<String>)>,
+    pub(crate) tags: Vec<(String, Option<String>)>,
 }
 
 impl ListFilter {
@@ -100,7 +100,7 @@ impl ListFilter {
 /// thread in async code). The lock is only taken for writing by [`Db::compact`] and
 /// [`Db::reopen`]; `None` inside it means closed after an I/O error.
 #[derive(Clone)]
-pub struct Db {
+pub(crate) struct Db {
     path: PathBuf,
     db: Arc<RwLock<Option<Database>>>,
 }
@@ -119,7 +119,7 @@ impl Deref for Open<'_> {
 
 impl Db {
     /// Open or create the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, DbError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, DbError> {
         Ok(Self {
             path: path.to_path_buf(),
             db: Arc::new(RwLock::new(Some(open_tables(path)?))),
@@ -136,7 +136,7 @@ impl Db {
 
     /// Close and open the file again (after an I/O error), then prove it writable
     /// with a small commit. On failure the database stays closed.
-    pub fn reopen(&self) -> Result<(), DbError> {
+    pub(crate) fn reopen(&self) -> Result<(), DbError> {
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         // The old handle must be gone before the file can be opened again.
         *slot = None;
@@ -153,7 +153,7 @@ impl Db {
     }
 
     /// Delete a task; returns whether it existed.
-    pub fn delete(&self, id: &str) -> Result<bool, DbError> {
+    pub(crate) fn delete(&self, id: &str) -> Result<bool, DbError> {
         let db = self.db()?;
         let txn = db.begin_write()?;
         let existed = txn.open_table(TASKS)?.remove(id)?.is_some();
@@ -163,14 +163,14 @@ impl Db {
 
     /// Give freed pages back to the file system (the file shrinks). Waits for the
     /// calls in progress; none can start meanwhile.
-    pub fn compact(&self) -> Result<bool, DbError> {
+    pub(crate) fn compact(&self) -> Result<bool, DbError> {
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         let db = slot.as_mut().ok_or(DbError::Closed)?;
         Ok(db.compact()?)
     }
 
     /// Store a new task: assigns its id, sets it QUEUED and stamps `creation_time`.
-    pub fn create(&self, mut task: Task) -> Result<Task, DbError> {
+    pub(crate) fn create(&self, mut task: Task) -> Result<Task, DbError> {
         let db = self.db()?;
         let txn = db.begin_write()?;
         {
@@ -191,7 +191,7 @@ impl Db {
     }
 
     /// The task with this id.
-    pub fn get(&self, id: &str) -> Result<Option<Task>, DbError> {
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Task>, DbError> {
         let db = self.db()?;
         let txn = db.begin_read()?;
         let tasks = txn.open_table(TASKS)?;
@@ -202,7 +202,7 @@ impl Db {
     /// Change a task in one transaction. `change` returns false to leave it untouched
     /// (e.g. a cancel that lost the race with completion). Returns the task as stored
     /// afterwards, or None if there is no such task.
-    pub fn update(
+    pub(crate) fn update(
         &self,
         id: &str,
         change: impl FnOnce(&mut Task) -> bool,
@@ -251,7 +251,7 @@ impl Db {
 
     /// Up to `limit` tasks matching `filter`, after the id `after` (a page token), in
     /// creation order; plus the token of the next page if there may be more.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         filter: &ListFilter,
         after: Option<&str>,
@@ -282,7 +282,7 @@ impl Db {
     }
 
     /// Finished tasks that ended (or, with no end time, were created) before `cutoff`.
-    pub fn finished_before(
+    pub(crate) fn finished_before(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Task>, DbError> {
@@ -328,7 +328,7 @@ impl Db {
     }
 
     /// Every task, in creation order (used once, at start-up, for recovery).
-    pub fn all(&self) -> Result<Vec<Task>, DbError> {
+    pub(crate) fn all(&self) -> Result<Vec<Task>, DbError> {
         Ok(self.list(&ListFilter::default(), None, usize::MAX)?.0)
     }
 }
@@ -354,7 +354,7 @@ fn new_id(seq: u64) -> String {
 }
 
 /// Current time as TES timestamps are written (RFC 3339, UTC, microseconds).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

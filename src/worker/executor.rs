@@ -25,10 +25,10 @@ use super::service::{Stop, Worker};
 use crate::tes::types::{ExecutorLog, State, Task, TaskLog};
 
 /// How much of each captured stream is kept in the task log.
-pub const TAIL_BYTES: u64 = 64 * 1024;
+pub(crate) const TAIL_BYTES: u64 = 64 * 1024;
 
 /// Run task `id` (already admitted with `demand`) and record the outcome.
-pub async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
+pub(crate) async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
     let started = Instant::now();
     let mut stop = worker.stop_receiver(&id);
     let sandbox = Sandbox::new(worker.config.sandboxes_dir.join(&id));

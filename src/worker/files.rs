@@ -22,12 +22,12 @@ use super::sandbox::Sandbox;
 use super::service::Worker;
 
 /// Metadata key under which an output's digest is recorded.
-pub fn digest_key(container_path: &str) -> String {
+pub(crate) fn digest_key(container_path: &str) -> String {
     format!("sha256:{container_path}")
 }
 
 /// Create the sandbox tree: inputs, volumes and the parent directories of outputs.
-pub async fn materialize(
+pub(crate) async fn materialize(
     task: &Task,
     sandbox: &Sandbox,
     store: &Store,
@@ -79,7 +79,7 @@ const UPLOAD_PARALLELISM: usize = 4;
 /// stdout and stderr captures). Files go several at once: on a remote store each
 /// upload is a round trip, and a proof's handful of small files one after another
 /// cost a tiny proof more than bb's own run.
-pub async fn upload_outputs(
+pub(crate) async fn upload_outputs(
     task: &Task,
     sandbox: &Sandbox,
     worker: &Worker,

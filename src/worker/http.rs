@@ -30,17 +30,17 @@ use super::api::error_response;
 
 /// The HTTP bounds (flags of `bb-remote worker`).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub request_timeout: Duration,
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// How long open connections get to finish their current request at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// Add the request timeout to `app` (outermost, so it also bounds reading the body).
-pub fn with_request_timeout(app: Router, limits: Limits) -> Router {
+pub(crate) fn with_request_timeout(app: Router, limits: Limits) -> Router {
     let timeout = limits.request_timeout;
     app.layer(axum::middleware::from_fn(
         move |request: Request, next: Next| async move {
@@ -62,7 +62,7 @@ fn timed_out(timeout: Duration) -> Response {
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let open requests finish
 /// (up to [`DRAIN`]).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,

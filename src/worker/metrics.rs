@@ -28,18 +28,18 @@ struct Histogram {
 
 /// The worker's counters.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     durations: Mutex<BTreeMap<&'static str, Histogram>>,
     created: Mutex<u64>,
 }
 
 impl Metrics {
-    pub fn task_created(&self) {
+    pub(crate) fn task_created(&self) {
         *self.created.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
 
     /// Record a task that ran for `seconds` and ended in `state`.
-    pub fn task_finished(&self, state: State, seconds: f64) {
+    pub(crate) fn task_finished(&self, state: State, seconds: f64) {
         let mut durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
         let histogram = durations.entry(state.as_str()).or_default();
         for (bound, count) in BUCKETS.iter().zip(histogram.buckets.iter_mut()) {
@@ -52,7 +52,7 @@ impl Metrics {
     }
 
     /// The exposition text, given the current queue and running counts.
-    pub fn render(&self, queued: usize, running: usize) -> String {
+    pub(crate) fn render(&self, queued: usize, running: usize) -> String {
         let mut out = String::new();
         let created = *self.created.lock().unwrap_or_else(|e| e.into_inner());
         let gauges = [

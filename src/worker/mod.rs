@@ -21,22 +21,22 @@
 //!
 //! Not for: scale-out. Operators who outgrow one worker point the shim at an
 //! existing TES engine (Funnel, TESK, TES on Azure).
-pub mod admission;
-pub mod api;
-pub mod auth;
-pub mod builtin;
-pub mod confine;
-pub mod db;
-pub mod executor;
-pub mod files;
-pub mod http;
-pub mod metrics;
-pub mod process;
-pub mod retention;
-pub mod sandbox;
-pub mod service;
-pub mod uploads;
-pub mod validate;
+pub(crate) mod admission;
+pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod builtin;
+pub(crate) mod confine;
+pub(crate) mod db;
+pub(crate) mod executor;
+pub(crate) mod files;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod process;
+pub(crate) mod retention;
+pub(crate) mod sandbox;
+pub(crate) mod service;
+pub(crate) mod uploads;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -59,59 +59,59 @@ pub struct WorkerArgs {
     /// Address to listen on; port 0 picks a free port. The bound address is printed as
     /// the first line on stderr: `listening on http://ADDR`.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Object store for task inputs and outputs (s3://, gs://, az://, file:///abs/dir).
     /// Task URLs outside it are refused. Credentials come from AWS_*/GOOGLE_*/AZURE_*.
     #[arg(long)]
-    pub store: String,
+    pub(crate) store: String,
     /// The bb binary for every executor image not named by --image.
     #[arg(long)]
-    pub bb: Option<PathBuf>,
+    pub(crate) bb: Option<PathBuf>,
     /// Map one executor image to a bb binary: NAME=PATH (repeatable).
     #[arg(long = "image", value_name = "NAME=PATH", value_parser = parse_image)]
-    pub images: Vec<(String, PathBuf)>,
+    pub(crate) images: Vec<(String, PathBuf)>,
     /// CRS directory handed to bb as `-c` (default: <data-dir>/crs). Fill it beforehand.
     #[arg(long)]
-    pub crs_dir: Option<PathBuf>,
+    pub(crate) crs_dir: Option<PathBuf>,
     /// Directory for the task database, the input cache and the sandboxes.
     #[arg(long)]
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Bearer token clients must send; required unless listening on loopback.
     #[arg(long, env = env_vars::WORKER_TOKEN, hide_env_values = true)]
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// CPU cores tasks may use together (default: this machine's).
     #[arg(long)]
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
     /// Memory in GiB tasks may use together (default: this machine's).
     #[arg(long)]
-    pub memory: Option<f64>,
+    pub(crate) memory: Option<f64>,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// Seconds between SIGTERM and SIGKILL when stopping a task.
     #[arg(long, default_value_t = 10.0)]
-    pub kill_grace: f64,
+    pub(crate) kill_grace: f64,
     /// Byte budget of the input cache; least recently used entries are evicted past
     /// it, never one a queued or running task needs.
     #[arg(long, default_value_t = 10 << 30)]
-    pub cache_max_bytes: u64,
+    pub(crate) cache_max_bytes: u64,
     /// Hours a finished task (and the `runs/` objects it uploaded) is kept, then deleted.
     #[arg(long, default_value_t = 168.0)]
-    pub keep_finished_hours: f64,
+    pub(crate) keep_finished_hours: f64,
     /// Most connections open at once; past that, new ones wait in the kernel's backlog.
     #[arg(long, default_value_t = 256)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Seconds a connection has to send a request head; also how long a kept-alive
     /// connection may sit idle (clients should drop pooled connections sooner).
     #[arg(long, default_value_t = 30.0)]
-    pub header_timeout: f64,
+    pub(crate) header_timeout: f64,
     /// Seconds a whole request may take, body included (then 408).
     #[arg(long, default_value_t = 120.0)]
-    pub request_timeout: f64,
+    pub(crate) request_timeout: f64,
     /// Run bb without kernel confinement (Landlock). Only for kernels without Landlock
     /// and clients you trust: a task could then read and write anything the worker can.
     #[arg(long)]
-    pub no_confine: bool,
+    pub(crate) no_confine: bool,
 }
 
 fn parse_image(value: &str) -> Result<(String, PathBuf), String> {

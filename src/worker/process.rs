@@ -18,19 +18,19 @@ use super::service::Stop;
 
 /// What to run, fully resolved to host paths.
 #[derive(Debug)]
-pub struct Spawn<'a> {
-    pub argv: &'a [String],
-    pub workdir: PathBuf,
-    pub env: &'a std::collections::BTreeMap<String, String>,
-    pub home: &'a Path,
-    pub stdin: Option<PathBuf>,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
+pub(crate) struct Spawn<'a> {
+    pub(crate) argv: &'a [String],
+    pub(crate) workdir: PathBuf,
+    pub(crate) env: &'a std::collections::BTreeMap<String, String>,
+    pub(crate) home: &'a Path,
+    pub(crate) stdin: Option<PathBuf>,
+    pub(crate) stdout: PathBuf,
+    pub(crate) stderr: PathBuf,
 }
 
 /// How the child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// Exit code; a death by signal n is reported as 128+n, as shells do.
     Exited(i32),
     /// Stopped on request before it ended by itself.
@@ -38,7 +38,7 @@ pub enum Ended {
 }
 
 /// Start the child, confined by `confinement` if given (see [`super::confine`]).
-pub fn spawn(
+pub(crate) fn spawn(
     spec: &Spawn<'_>,
     confinement: Option<landlock::RulesetCreated>,
 ) -> std::io::Result<Child> {
@@ -78,7 +78,7 @@ pub fn spawn(
 }
 
 /// Wait for the child, stopping its process group if `stop` says so.
-pub async fn wait(
+pub(crate) async fn wait(
     mut child: Child,
     stop: &mut watch::Receiver<Stop>,
     grace: Duration,
@@ -119,7 +119,7 @@ fn exit_code(status: ExitStatus) -> i32 {
 }
 
 /// The last `limit` bytes of a captured stream, as text (invalid UTF-8 replaced).
-pub fn tail(path: &Path, limit: u64) -> String {
+pub(crate) fn tail(path: &Path, limit: u64) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();

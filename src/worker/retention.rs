@@ -14,29 +14,29 @@ use std::time::{Duration, SystemTime};
 
 /// The retention settings (flags of `bb-remote worker`).
 #[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    pub cache_max_bytes: u64,
-    pub keep_finished: Duration,
+pub(crate) struct Retention {
+    pub(crate) cache_max_bytes: u64,
+    pub(crate) keep_finished: Duration,
 }
 
 impl Retention {
     /// How often the sweep runs: a quarter of the retention, between 1 s and 10 min.
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         (self.keep_finished / 4).clamp(Duration::from_secs(1), Duration::from_secs(600))
     }
 }
 
 /// What a cache trim did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Trimmed {
-    pub kept_bytes: u64,
-    pub evicted: usize,
+pub(crate) struct Trimmed {
+    pub(crate) kept_bytes: u64,
+    pub(crate) evicted: usize,
 }
 
 /// Evict least recently used entries of the cache directory `dir` (files named by a
 /// digest's hex) until the rest fits `budget`; entries named in `pinned` stay.
 /// Other files (a download's temporary file) are neither counted nor touched.
-pub fn trim_cache(dir: &Path, budget: u64, pinned: &HashSet<String>) -> io::Result<Trimmed> {
+pub(crate) fn trim_cache(dir: &Path, budget: u64, pinned: &HashSet<String>) -> io::Result<Trimmed> {
     let mut entries = Vec::new();
     let listing = match std::fs::read_dir(dir) {
         Ok(listing) => listing,
@@ -80,7 +80,7 @@ pub fn trim_cache(dir: &Path, budget: u64, pinned: &HashSet<String>) -> io::Resu
 }
 
 /// Mark a cache entry as just used (its mtime is the LRU clock).
-pub fn touch(path: &Path) {
+pub(crate) fn touch(path: &Path) {
     if let Ok(file) = std::fs::File::options().append(true).open(path) {
         let _ = file.set_modified(SystemTime::now());
     }

@@ -28,7 +28,7 @@ use crate::grammar::{self, tables, Generation, Use};
 
 /// A container path the worker will not map.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("{what} {path:?} is not an absolute container path")]
     NotAbsolute { what: String, path: String },
     #[error("{what} {path:?} escapes the sandbox (`..` above the container root)")]
@@ -41,7 +41,7 @@ pub enum PathError {
 
 /// The relative path under the sandbox root for an absolute container path.
 /// `what` names the field in errors (e.g. `inputs[2].path`).
-pub fn container_relative(path: &str, what: &str) -> Result<PathBuf, PathError> {
+pub(crate) fn container_relative(path: &str, what: &str) -> Result<PathBuf, PathError> {
     let err_fields = || (what.to_owned(), path.to_owned());
     if path.contains('\0') {
         return Err(PathError::Nul { what: what.into() });
@@ -102,7 +102,7 @@ fn resolve_arg(path: &str, workdir: &str, what: &str) -> Result<PathBuf, PathErr
 }
 
 /// Check every path an executor's argv names (same rule as [`Sandbox::rewrite_argv`]).
-pub fn check_argv(command: &[String], workdir: &str, what: &str) -> Result<(), PathError> {
+pub(crate) fn check_argv(command: &[String], workdir: &str, what: &str) -> Result<(), PathError> {
     for (i, arg) in command.iter().enumerate().skip(1) {
         if let Some(at) = path_in_arg(arg) {
             resolve_arg(&arg[at..], workdir, &format!("{what}[{i}] ({arg:?})"))?;
@@ -138,34 +138,34 @@ fn crs_position(args: &[String]) -> Option<usize> {
 
 /// One task's sandbox directory.
 #[derive(Debug, Clone)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// `<data-dir>/sandboxes/<task id>`; removed when the task ends.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Sandbox {
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         Self { dir }
     }
 
     /// The directory that plays the container's `/`.
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.join("root")
     }
 
     /// Where the executor's own stdout/stderr are captured (outside `root`).
-    pub fn capture_path(&self, stream: &str) -> PathBuf {
+    pub(crate) fn capture_path(&self, stream: &str) -> PathBuf {
         self.dir.join(format!("{stream}.log"))
     }
 
     /// The host path for a container path.
-    pub fn map(&self, container_path: &str, what: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn map(&self, container_path: &str, what: &str) -> Result<PathBuf, PathError> {
         Ok(self.root().join(container_relative(container_path, what)?))
     }
 
     /// The argv to run: `bb` for `command[0]`, container paths mapped, relative ones
     /// checked, and the worker's CRS directory as `-c` where bb accepts it.
-    pub fn rewrite_argv(
+    pub(crate) fn rewrite_argv(
         &self,
         command: &[String],
         workdir: &str,

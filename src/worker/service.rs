@@ -23,7 +23,7 @@ use crate::tes::types::{State, Task, TaskLog};
 
 /// Why a task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Keep,
     /// A client cancelled it: ends CANCELED.
     Cancel,
@@ -33,28 +33,28 @@ pub enum Stop {
 
 /// Fixed settings, from the command line.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// Image name -> bb binary.
-    pub images: BTreeMap<String, PathBuf>,
+    pub(crate) images: BTreeMap<String, PathBuf>,
     /// The bb for every other image (`--bb`).
-    pub default_bb: Option<PathBuf>,
-    pub crs_dir: PathBuf,
+    pub(crate) default_bb: Option<PathBuf>,
+    pub(crate) crs_dir: PathBuf,
     /// HOME for every child, so bb's defaults (e.g. `~/.bb-crs`) are worker-owned.
-    pub home_dir: PathBuf,
-    pub sandboxes_dir: PathBuf,
+    pub(crate) home_dir: PathBuf,
+    pub(crate) sandboxes_dir: PathBuf,
     /// Between SIGTERM and SIGKILL when stopping a task.
-    pub kill_grace: Duration,
-    pub store: Store,
-    pub cache: LocalCasCache,
+    pub(crate) kill_grace: Duration,
+    pub(crate) store: Store,
+    pub(crate) cache: LocalCasCache,
     /// Run bb under Landlock (`confine`); off only with `--no-confine`.
-    pub confine: bool,
+    pub(crate) confine: bool,
     /// Cache budget and task retention (`retention`).
-    pub retention: Retention,
+    pub(crate) retention: Retention,
 }
 
 /// Why a create request is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum CreateError {
+pub(crate) enum CreateError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -62,23 +62,23 @@ pub enum CreateError {
 }
 
 /// Everything the HTTP handlers and executors share.
-pub struct Worker {
-    pub config: Config,
-    pub db: Db,
-    pub admission: Admission,
-    pub metrics: Metrics,
+pub(crate) struct Worker {
+    pub(crate) config: Config,
+    pub(crate) db: Db,
+    pub(crate) admission: Admission,
+    pub(crate) metrics: Metrics,
     stops: Mutex<HashMap<String, watch::Sender<Stop>>>,
     /// Cache entries (digest hex) each queued or running task needs: never evicted.
     pins: Mutex<HashMap<String, Vec<String>>>,
     /// Store keys being uploaded (multipart) or cleaned up now (`uploads`).
-    pub uploads: super::uploads::Journal,
+    pub(crate) uploads: super::uploads::Journal,
     /// Set when the database failed with an I/O error (full disk); cleared once it
     /// is reopened and writable. While set the worker reports unhealthy.
     db_broken: AtomicBool,
 }
 
 impl Worker {
-    pub fn new(config: Config, db: Db, admission: Admission) -> Self {
+    pub(crate) fn new(config: Config, db: Db, admission: Admission) -> Self {
         Self {
             config,
             db,
@@ -92,7 +92,7 @@ impl Worker {
     }
 
     /// Run a database call on a blocking thread (commits fsync).
-    pub async fn with_db<T: Send + 'static>(
+    pub(crate) async fn with_db<T: Send + 'static>(
         &self,
         call: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
@@ -109,7 +109,7 @@ impl Worker {
     }
 
     /// False while the task database cannot be written (service-info answers 503).
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         !self.db_broken.load(Ordering::SeqCst)
     }
 
@@ -147,7 +147,7 @@ impl Worker {
         Ok(())
     }
 
-    pub fn rules(&self) -> Rules<'_> {
+    pub(crate) fn rules(&self) -> Rules<'_> {
         Rules {
             images: &self.config.images,
             default_bb: self.config.default_bb.as_ref(),
@@ -161,7 +161,7 @@ impl Worker {
     /// `resources.backend_parameters` (TES v1.1): this worker supports no keys, so
     /// any given are neither stored nor returned; a system log names them, and with
     /// `backend_parameters_strict` the task fails (SYSTEM_ERROR) instead of running.
-    pub async fn create(&self, mut task: Task) -> Result<String, CreateError> {
+    pub(crate) async fn create(&self, mut task: Task) -> Result<String, CreateError> {
         let demand = self.rules().check(&task).map_err(CreateError::Invalid)?;
         let pins = self.input_digests(&task);
         task.logs.clear();
@@ -238,14 +238,14 @@ impl Worker {
     /// Clean up after uploads a crash interrupted, bring the cache within its budget
     /// and delete finished tasks past retention, with their `runs/` objects; compact
     /// the database if any went.
-    pub async fn housekeep(&self) -> Result<(), String> {
+    pub(crate) async fn housekeep(&self) -> Result<(), String> {
         super::uploads::sweep(self).await;
         self.trim_cache().await?;
         self.expire_finished().await
     }
 
     /// Bring the input cache within its budget (after each task, and on the timer).
-    pub async fn trim_cache(&self) -> Result<(), String> {
+    pub(crate) async fn trim_cache(&self) -> Result<(), String> {
         let pinned: HashSet<String> = lock(&self.pins).values().flatten().cloned().collect();
         // The cache's entry directory (the parent of any entry's path).
         let any_entry = self.config.cache.path_for(&Digest::of_bytes(b""));
@@ -315,7 +315,7 @@ impl Worker {
 
     /// Housekeeping on a timer, and every second a reopen attempt while the database
     /// is broken; until aborted.
-    pub async fn housekeeping(self: Arc<Self>) {
+    pub(crate) async fn housekeeping(self: Arc<Self>) {
         let mut sweep = tokio::time::interval(self.config.retention.interval());
         let mut health = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -336,7 +336,7 @@ impl Worker {
 
     /// Cancel a task. Returns false if there is no such task. Cancelling a finished
     /// task changes nothing.
-    pub async fn cancel(&self, id: &str) -> Result<bool, DbError> {
+    pub(crate) async fn cancel(&self, id: &str) -> Result<bool, DbError> {
         if let Some(stop) = self.lock_stops().get(id) {
             stop.send_replace(Stop::Cancel);
         }
@@ -359,7 +359,7 @@ impl Worker {
     }
 
     /// The stop switch of a task about to run.
-    pub fn stop_receiver(&self, id: &str) -> watch::Receiver<Stop> {
+    pub(crate) fn stop_receiver(&self, id: &str) -> watch::Receiver<Stop> {
         let mut stops = self.lock_stops();
         stops
             .entry(id.to_owned())
@@ -369,7 +369,7 @@ impl Worker {
 
     /// Called by the executor when a task has ended, whatever the outcome.
     /// `ended` is the final state and run time, if this run decided it.
-    pub fn finished(&self, id: &str, demand: Demand, ended: Option<(State, f64)>) {
+    pub(crate) fn finished(&self, id: &str, demand: Demand, ended: Option<(State, f64)>) {
         self.lock_stops().remove(id);
         lock(&self.pins).remove(id);
         self.admission.release(demand);
@@ -380,7 +380,7 @@ impl Worker {
 
     /// After a restart: queued tasks go back in the queue; a task that was running
     /// when the worker died cannot be resumed and ends SYSTEM_ERROR.
-    pub async fn recover(&self) -> Result<(), DbError> {
+    pub(crate) async fn recover(&self) -> Result<(), DbError> {
         let tasks = self.with_db(|db| db.all()).await?;
         for task in tasks {
             let id = task.id.clone().unwrap_or_default();
@@ -422,7 +422,7 @@ impl Worker {
     }
 
     /// Admit tasks as resources allow, each on its own tokio task. Runs until aborted.
-    pub async fn dispatch(self: Arc<Self>) {
+    pub(crate) async fn dispatch(self: Arc<Self>) {
         loop {
             let (id, demand) = self.admission.next().await;
             let worker = self.clone();
@@ -431,7 +431,7 @@ impl Worker {
     }
 
     /// Stop every running task (they end SYSTEM_ERROR) and wait for them to record it.
-    pub async fn shut_down(&self) {
+    pub(crate) async fn shut_down(&self) {
         for stop in self.lock_stops().values() {
             stop.send_replace(Stop::Shutdown);
         }

@@ -35,7 +35,7 @@ const JOURNAL: TableDefinition<&str, &str> = TableDefinition::new("unfinished_up
 
 /// The store keys being uploaded or cleaned up right now in this process.
 #[derive(Debug, Default)]
-pub struct Journal {
+pub(crate) struct Journal {
     busy: Mutex<HashSet<String>>,
 }
 
@@ -74,7 +74,7 @@ impl Drop for Claim<'_> {
 
 /// Upload one output file to `key` (the store's `put_file`), journaled when it goes
 /// multipart. The error is a message for the task's system log.
-pub async fn put_output(
+pub(crate) async fn put_output(
     worker: &Worker,
     file: &Path,
     key: &ObjectPath,
@@ -112,7 +112,7 @@ pub async fn put_output(
 
 /// Clean up after every journaled upload that is not running now, dropping the entries
 /// whose cleanup succeeded. Failures are logged and retried on the next sweep.
-pub async fn sweep(worker: &Worker) {
+pub(crate) async fn sweep(worker: &Worker) {
     let entries = match worker.with_db(|db| db.read(journaled)).await {
         Ok(entries) => entries,
         Err(err) => {

@@ -22,14 +22,14 @@ use super::sandbox::{check_argv, container_relative};
 use crate::store::Store;
 
 /// The store directory every task output goes under.
-pub const RUNS_DIR: &str = "runs";
+pub(crate) const RUNS_DIR: &str = "runs";
 use crate::tes::types::{FileType, Task};
 
 /// Executor environment variables a task may set: exact names, and prefixes ending in
 /// `_`. bb reads `BB_*` (e.g. `BB_SCHEME`, `BB_VERIFIER_TARGET`) and
 /// `HARDWARE_CONCURRENCY`; anything else could change how the process is loaded or
 /// where it reads and writes (`LD_PRELOAD`, `PATH`, `HOME`, `CRS_PATH`).
-pub const ENV_ALLOWED: &[&str] = &["BB_", "HARDWARE_CONCURRENCY"];
+pub(crate) const ENV_ALLOWED: &[&str] = &["BB_", "HARDWARE_CONCURRENCY"];
 
 fn env_allowed(name: &str) -> bool {
     ENV_ALLOWED
@@ -50,21 +50,21 @@ fn no_nul(value: &str, what: impl FnOnce() -> String) -> Result<(), String> {
 }
 
 /// What validation needs to know about this worker.
-pub struct Rules<'a> {
-    pub images: &'a BTreeMap<String, PathBuf>,
-    pub default_bb: Option<&'a PathBuf>,
-    pub store: &'a Store,
-    pub admission: &'a Admission,
+pub(crate) struct Rules<'a> {
+    pub(crate) images: &'a BTreeMap<String, PathBuf>,
+    pub(crate) default_bb: Option<&'a PathBuf>,
+    pub(crate) store: &'a Store,
+    pub(crate) admission: &'a Admission,
 }
 
 impl Rules<'_> {
     /// The bb binary for an image, if this worker serves it.
-    pub fn bb_for(&self, image: &str) -> Option<PathBuf> {
+    pub(crate) fn bb_for(&self, image: &str) -> Option<PathBuf> {
         self.images.get(image).or(self.default_bb).cloned()
     }
 
     /// Check `task`; on success, the resources it will reserve.
-    pub fn check(&self, task: &Task) -> Result<Demand, String> {
+    pub(crate) fn check(&self, task: &Task) -> Result<Demand, String> {
         if task.executors.is_empty() {
             return Err("task has no executors (`executors` must list at least one)".into());
         }
