@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 mod clients;
+mod real_bb;
 mod rules;
 
 const CWD: &str = "/srv/prover";

@@ -119,7 +119,7 @@ pub struct CommandSpec {
     pub name: &'static str,
     pub(crate) generation: Generation,
     /// Release range that has this command, e.g. `"0.55.0-0.76.4"`.
-    pub(crate) versions: &'static str,
+    pub versions: &'static str,
     pub(crate) reads: &'static [Reads],
     pub(crate) implicit_inputs: &'static [ImplicitInput],
     /// Options are not modelled (nested subcommands such as `msgpack run`): only the
@@ -129,7 +129,7 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     /// The entry for `token` among the options this command reads.
-    pub(crate) fn reads_named(&self, token: &str) -> Option<&'static Reads> {
+    pub fn reads_named(&self, token: &str) -> Option<&'static Reads> {
         self.reads.iter().find(|r| r.option.is_named(token))
     }
 
