@@ -215,7 +215,7 @@ impl Db {
     /// intermediate state whose loss is harmless: after a crash the task is found in
     /// its last durable state (e.g. QUEUED: it runs again), never ahead of it, so no
     /// crash can make a task look finished that did not finish.
-    pub fn update_volatile(
+    pub(crate) fn update_volatile(
         &self,
         id: &str,
         change: impl FnOnce(&mut Task) -> bool,
