@@ -82,7 +82,7 @@ pub struct Env {
 impl Env {
     /// Read the real process environment. Non-UTF-8 values are left out; the names of
     /// `BB_REMOTE_*` ones are kept so the configuration can refuse them.
-    pub(crate) fn from_process() -> Self {
+    pub fn from_process() -> Self {
         let mut env = Self::default();
         for (name, value) in std::env::vars_os() {
             let Ok(name) = name.into_string() else {
