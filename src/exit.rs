@@ -7,7 +7,8 @@ pub const CONFIG: u8 = 78;
 pub const NATIVE_MISSING: u8 = 69;
 /// The backend could not be reached or failed after retries (EX_TEMPFAIL).
 pub const BACKEND_UNAVAILABLE: u8 = 75;
-/// The backend refused the request (a 4xx) or broke the protocol (EX_PROTOCOL).
+/// The backend refused the request (a 4xx), or its answer is unusable: outputs that
+/// fail their digest, unsafe names, an oversized answer (EX_PROTOCOL).
 pub(crate) const BACKEND_REJECTED: u8 = 76;
 /// A local I/O failure of the shim itself, e.g. writing outputs (EX_IOERR).
 pub(crate) const IO: u8 = 74;
@@ -35,7 +36,7 @@ pub const ALL: &[(u8, &str)] = &[
     ),
     (
         BACKEND_REJECTED,
-        "backend rejected the task (4xx) or returned bad outputs",
+        "backend rejected the task (4xx), or answered something unusable (outputs that fail their digest, unsafe names, oversized answers)",
     ),
     (
         IO,

@@ -188,11 +188,7 @@ fn replay(
     };
     let what = replay::miss_message(&miss, dir);
     match settings.replay_miss {
-        MissPolicy::Fail => Err(Error::ReplayMiss(format!(
-            "{what}\nhelp: record it with {}=<dir>, or set {}=native|remote",
-            env_vars::RECORD,
-            env_vars::REPLAY_MISS
-        ))),
+        MissPolicy::Fail => Err(Error::ReplayMiss { description: what }),
         MissPolicy::Native => {
             diag::warning(&format_args!("{what}; running bb natively"));
             Ok(Next::Native)
@@ -204,11 +200,7 @@ fn replay(
                 None => Ok(Next::Native),
             }
         }
-        MissPolicy::Remote => Err(Error::ConfigMsg(format!(
-            "{what}; {}=remote needs {} to be set",
-            env_vars::REPLAY_MISS,
-            env_vars::BACKEND
-        ))),
+        MissPolicy::Remote => Err(Error::MissWithoutBackend { miss: what }),
     }
 }
 

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::outputs;
 use super::transport::{RemoteOutput, Transport};
-use crate::error::Error as DelegateError;
+use crate::error::{BadAnswer, Error};
 use crate::store::hash_file;
 
 /// Prefix of our temporary files, so an operator can tell them apart.
@@ -23,7 +23,7 @@ pub(crate) async fn write_outputs<T: Transport>(
     results: &[RemoteOutput],
     out_dir: &Path,
     create_dir: bool,
-) -> Result<(), DelegateError> {
+) -> Result<(), Error> {
     let mut planned = Vec::with_capacity(results.len());
     for output in results {
         let relative = outputs::validate(&output.name)?;
@@ -67,7 +67,7 @@ async fn fetch_all<T: Transport>(
     planned: &[(&RemoteOutput, PathBuf)],
     out_dir: &Path,
     temps: &mut Temps,
-) -> Result<(), DelegateError> {
+) -> Result<(), Error> {
     let pid = std::process::id();
     // Registered before any is created, so whatever a failure or a drop leaves behind
     // is removed.
@@ -91,14 +91,17 @@ async fn fetch_one<T: Transport>(
     transport: &T,
     output: &RemoteOutput,
     temp: &Path,
-) -> Result<(), DelegateError> {
+) -> Result<(), Error> {
     transport.fetch_output(output, temp).await?;
     let (digest, size) = hash_file(temp).await?;
     if digest != output.digest || size != output.size {
-        return Err(DelegateError::BadOutputs(format!(
-            "output {:?}: expected sha256:{} ({} bytes), got sha256:{digest} ({size} bytes)",
-            output.name, output.digest, output.size
-        )));
+        return Err(Error::BadOutputs(BadAnswer::Mismatch {
+            name: output.name.clone(),
+            expected: output.digest,
+            expected_size: output.size,
+            got: digest,
+            got_size: size,
+        }));
     }
     Ok(())
 }
@@ -126,8 +129,8 @@ impl Drop for Temps {
     }
 }
 
-fn io_error(what: &str, path: &Path, err: std::io::Error) -> DelegateError {
-    DelegateError::local_io(format!("{what} {}", path.display()), err)
+fn io_error(what: &str, path: &Path, err: std::io::Error) -> Error {
+    Error::local_io(format!("{what} {}", path.display()), err)
 }
 
 #[cfg(test)]
@@ -144,13 +147,13 @@ mod tests {
         async fn stage_inputs(
             &mut self,
             _: &[PathBuf],
-        ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+        ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
             unreachable!()
         }
-        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, Error> {
             unreachable!()
         }
-        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), Error> {
             tokio::fs::write(dest, &self.0[&o.location]).await.unwrap();
             Ok(())
         }
@@ -202,13 +205,13 @@ mod tests {
         async fn stage_inputs(
             &mut self,
             _: &[PathBuf],
-        ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+        ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
             unreachable!()
         }
-        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, Error> {
             unreachable!()
         }
-        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), Error> {
             self.1.wait().await;
             self.0.fetch_output(o, dest).await
         }
@@ -239,7 +242,7 @@ mod tests {
         let err = write_outputs(&t, &results, dir.path(), false)
             .await
             .unwrap_err();
-        assert!(matches!(err, DelegateError::BadOutputs(_)), "{err:?}");
+        assert!(matches!(err, Error::BadOutputs(_)), "{err:?}");
         assert!(listing(dir.path()).is_empty());
     }
 

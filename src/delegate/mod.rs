@@ -30,17 +30,12 @@ pub(crate) mod tes_transport;
 pub(crate) mod transport;
 pub(crate) mod wait;
 
-/// The shim's error type, under the name the delegation code has always used.
-pub(crate) mod error {
-    pub(crate) use crate::error::Error as DelegateError;
-}
-
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Env, Settings};
+use crate::config::{BadValue, Env, Settings};
 use crate::error::Error;
 use crate::grammar::{parse, Generation, Invocation, Item, Parsed, Use};
 use crate::route::{route, InputSource, Plan, Route};
@@ -242,16 +237,21 @@ pub(crate) fn tes_transport(
         ..ClientOptions::default()
     };
     let client = TesClient::new(backend, options)?;
-    let store_url = settings
-        .store
-        .as_ref()
-        .ok_or_else(|| Error::ConfigMsg(format!("{} is not set", crate::env_vars::STORE)))?;
+    let store_url = settings.store.as_ref().ok_or_else(|| BadValue {
+        name: crate::env_vars::STORE.into(),
+        value: String::new(),
+        expected: "an object store URL (required when BB_REMOTE_BACKEND is set)".into(),
+    })?;
     let store = Store::from_url(store_url.as_str(), env)?;
     let resources = resources::for_plan(settings, plan, present);
     let executor_env = settings
         .remote_side
         .executor_env(env)
-        .map_err(|v| Error::ConfigMsg(format!("cannot forward {v}")))?;
+        .map_err(|value| BadValue {
+            name: crate::env_vars::FORWARD_ENV.into(),
+            value,
+            expected: "forwarded values without whitespace".into(),
+        })?;
     Ok(TesTransport {
         client,
         store,

@@ -49,7 +49,10 @@ pub(crate) fn validate(name: &str) -> Result<PathBuf, UnsafeName> {
 
 impl From<UnsafeName> for Error {
     fn from(err: UnsafeName) -> Self {
-        Self::BadOutputs(err.to_string())
+        Self::BadOutputs(crate::error::BadAnswer::UnsafeName {
+            name: err.name,
+            why: err.why,
+        })
     }
 }
 

@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use super::error::DelegateError;
 use super::task::{Engine, META_DIR};
 use super::transport::{RemoteOutput, RemoteResult};
+use crate::error::{BadAnswer, Error, TaskFailure};
 use crate::store::{Digest, Store};
 use crate::tes::types::{OutputFileLog, State, Task};
 
@@ -38,8 +38,17 @@ pub(crate) async fn result_of(
     task: &Task,
     engine: Engine,
     out_dir: &str,
-) -> Result<RemoteResult, DelegateError> {
-    let bad = |why: String| DelegateError::BadOutputs(format!("task {id}: {why}"));
+) -> Result<RemoteResult, Error> {
+    let bad = |problem: String| {
+        Error::BadOutputs(BadAnswer::Task {
+            task: id.to_owned(),
+            problem,
+        })
+    };
+    let failed = |failure| Error::TaskFailed {
+        id: id.to_owned(),
+        failure,
+    };
     let log = task.logs.last();
     let tail_of = |stream: fn(&crate::tes::types::ExecutorLog) -> &Option<String>| {
         log.and_then(|l| l.logs.last())
@@ -49,23 +58,15 @@ pub(crate) async fn result_of(
     match (state, engine) {
         (State::Complete, _) | (State::ExecutorError, Engine::ReferenceWorker) => {}
         (State::ExecutorError, Engine::Generic) => {
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id}: the executor's shell failed before bb's exit code was recorded \
-                 (does the image have /bin/sh, find and sha256sum?): {}",
-                tail_of(|e| &e.stderr).trim_end()
-            )));
+            return Err(failed(TaskFailure::ShellFailed {
+                stderr_tail: tail_of(|e| &e.stderr).trim_end().to_owned(),
+            }));
         }
         (State::SystemError, _) => {
-            let why = log.map(|l| l.system_logs.join("; ")).unwrap_or_default();
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id} failed on the backend (SYSTEM_ERROR): {why}"
-            )));
+            let system_logs = log.map(|l| l.system_logs.join("; ")).unwrap_or_default();
+            return Err(failed(TaskFailure::SystemError { system_logs }));
         }
-        (other, _) => {
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id} ended {other} without running bb to completion"
-            )))
-        }
+        (other, _) => return Err(failed(TaskFailure::Ended(other))),
     }
     let log = log.ok_or_else(|| bad("no task log".into()))?;
     let exec = log
@@ -87,7 +88,7 @@ pub(crate) async fn result_of(
             )));
         }
     }
-    let recorded = |file: &OutputFileLog| -> Result<Option<Digest>, DelegateError> {
+    let recorded = |file: &OutputFileLog| -> Result<Option<Digest>, Error> {
         log.metadata
             .get(&format!("sha256:{}", file.path))
             .map(|hex| {
@@ -216,11 +217,20 @@ async fn read_whole(
     file: &OutputFileLog,
     digest: Option<Digest>,
     limit: u64,
-) -> Result<Vec<u8>, DelegateError> {
-    let bad = |why: String| DelegateError::BadOutputs(format!("{}: {why}", file.path));
+) -> Result<Vec<u8>, Error> {
+    let bad = |problem: String| {
+        Error::BadOutputs(BadAnswer::File {
+            file: file.path.clone(),
+            problem,
+        })
+    };
     let size = size_of(file).map_err(&bad)?;
     if size > limit {
-        return Err(bad(format!("{size} bytes, more than the {limit} accepted")));
+        return Err(Error::BadOutputs(BadAnswer::TooLarge {
+            file: file.path.clone(),
+            size,
+            limit,
+        }));
     }
     let key = store.key_for_url(&file.url)?;
     let mut body = store

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 
-use super::error::DelegateError;
 use super::remote_side::RemoteSide;
 use super::signals::Signals;
 use super::task::{build_task, Engine, TaskSpec, TAG_ATTEMPT, TAG_IMAGE, TAG_KEY};
 use super::task_result::result_of;
 use super::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
 use super::wait;
+use crate::error::Error;
 use crate::store::{Digest, Store};
 use crate::tes::client::{ListQuery, TesClient};
 use crate::tes::types::{Resources, State, Task, View};
@@ -64,7 +64,7 @@ pub(crate) struct TesTransport {
     /// Which kind of engine the backend is: known at the start of `execute`.
     pub(crate) engine: Engine,
     /// The answer to that question, asked while the inputs upload (`stage_inputs`).
-    pub(crate) engine_asked: Option<Result<Engine, DelegateError>>,
+    pub(crate) engine_asked: Option<Result<Engine, Error>>,
 }
 
 /// The task this caller waits on, and whether it created it (only then may it cancel).
@@ -77,14 +77,14 @@ impl Transport for TesTransport {
     async fn stage_inputs(
         &mut self,
         files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
         let began = Instant::now();
         // The backend's kind is asked meanwhile, one round trip less before the
         // create. Its answer (or error) is used by `execute`; a failed upload does
         // not wait for it.
         let (outcomes, engine) = futures::future::try_join(
             async { Ok(self.store.upload_many(files, UPLOAD_PARALLELISM).await?) },
-            async { Ok::<_, DelegateError>(self.ask_engine().await) },
+            async { Ok::<_, Error>(self.ask_engine().await) },
         )
         .await?;
         self.engine_asked = Some(engine);
@@ -107,12 +107,13 @@ impl Transport for TesTransport {
         Ok((outcomes.iter().map(|o| (o.digest, o.size)).collect(), stats))
     }
 
-    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error> {
         // Installed before submitting, so no signal slips between submit and wait.
         let mut signals = match &self.cancel {
             Some(cancel) => Signals::on_cancel(cancel.clone()),
-            None => Signals::install()
-                .map_err(|e| DelegateError::Io(format!("installing signal handlers: {e}")))?,
+            None => {
+                Signals::install().map_err(|e| Error::local_io("installing signal handlers", e))?
+            }
         };
         let started = Instant::now();
         self.engine = match self.engine_asked.take() {
@@ -120,7 +121,7 @@ impl Transport for TesTransport {
             None => self.ask_engine().await?,
         };
         let out_dir = build_task(job, &self.spec(&self.attempt))
-            .map_err(|e| DelegateError::Io(format!("building the task: {e}")))?
+            .map_err(Error::BuildTask)?
             .1;
         let mut task = self.task_for(job, &self.attempt)?;
         let mut submitted = self.submit(job, &task, true).await?;
@@ -159,11 +160,11 @@ impl Transport for TesTransport {
                 }
                 Ok(state) => break state,
                 Err(err) => {
-                    if let DelegateError::Interrupted(_) = err {
+                    if let Error::Interrupted(_) = err {
                         signals.escalate_on_second();
                     }
                     // An unreachable backend cannot take a cancel either.
-                    let unreachable = matches!(&err, DelegateError::Tes(e) if e.is_retryable());
+                    let unreachable = matches!(&err, Error::Tes(e) if e.is_retryable());
                     let cancel = submitted.created && !unreachable;
                     if cancel {
                         if let Err(e) = self.client.cancel_task(&submitted.id).await {
@@ -191,7 +192,7 @@ impl Transport for TesTransport {
         .await
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
         let began = Instant::now();
         self.store
             .download_to(&output.location, dest, &output.digest, output.size)
@@ -200,7 +201,7 @@ impl Transport for TesTransport {
         Ok(())
     }
 
-    async fn abandon(&mut self) -> Result<bool, DelegateError> {
+    async fn abandon(&mut self) -> Result<bool, Error> {
         let Some(id) = self.created.take() else {
             return Ok(false);
         };
@@ -211,10 +212,10 @@ impl Transport for TesTransport {
 
 impl TesTransport {
     /// The task this shim creates for `job` under `attempt`.
-    fn task_for(&self, job: &Job<'_>, attempt: &str) -> Result<Task, DelegateError> {
+    fn task_for(&self, job: &Job<'_>, attempt: &str) -> Result<Task, Error> {
         build_task(job, &self.spec(attempt))
             .map(|(task, _)| task)
-            .map_err(|e| DelegateError::Io(format!("building the task: {e}")))
+            .map_err(Error::BuildTask)
     }
 
     fn spec<'a>(&'a self, attempt: &'a str) -> TaskSpec<'a> {
@@ -232,7 +233,7 @@ impl TesTransport {
 
     /// The reference worker says so in its service-info; anything else, including a
     /// backend without service-info, is a generic engine.
-    async fn ask_engine(&self) -> Result<Engine, DelegateError> {
+    async fn ask_engine(&self) -> Result<Engine, Error> {
         match self.client.service_info().await {
             Ok(info) if info.id == REFERENCE_WORKER_ID => Ok(Engine::ReferenceWorker),
             Ok(_) => Ok(Engine::Generic),
@@ -251,7 +252,7 @@ impl TesTransport {
         job: &Job<'_>,
         task: &Task,
         reuse_live: bool,
-    ) -> Result<Submitted, DelegateError> {
+    ) -> Result<Submitted, Error> {
         let began = Instant::now();
         let found = self.find_existing(job, task, reuse_live).await?;
         tracing::debug!(ms = ms(began), "looked for a live task");
@@ -291,7 +292,7 @@ impl TesTransport {
         job: &Job<'_>,
         ours: &Task,
         reuse_live: bool,
-    ) -> Result<Option<Submitted>, DelegateError> {
+    ) -> Result<Option<Submitted>, Error> {
         let our_attempt = ours.tags.get(TAG_ATTEMPT);
         let query = ListQuery {
             tags: vec![

@@ -13,8 +13,8 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use super::error::DelegateError;
 use super::signals::Signals;
+use crate::error::{Error, TaskFailure};
 use crate::tes::client::TesClient;
 use crate::tes::types::{State, View};
 
@@ -46,13 +46,13 @@ pub(crate) async fn until_terminal(
     started: Instant,
     timeout: Duration,
     signals: &mut Signals,
-) -> Result<State, DelegateError> {
+) -> Result<State, Error> {
     let deadline = started + timeout;
     let mut last = None;
     loop {
         let polled = tokio::select! {
             polled = client.get_task(id, View::Minimal) => polled,
-            signal = signals.next() => return Err(DelegateError::Interrupted(signal)),
+            signal = signals.next() => return Err(Error::Interrupted(signal)),
         };
         let state = polled?.state.unwrap_or_default();
         if last != Some(state) {
@@ -67,15 +67,17 @@ pub(crate) async fn until_terminal(
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(DelegateError::TaskFailed(format!(
-                "task {id} did not finish within {}s (BB_REMOTE_TIMEOUT); it was cancelled",
-                timeout.as_secs()
-            )));
+            return Err(Error::TaskFailed {
+                id: id.to_owned(),
+                failure: TaskFailure::TimedOut {
+                    secs: timeout.as_secs(),
+                },
+            });
         }
         let pause = next_pause(started.elapsed(), jitter()).min(deadline - now);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            signal = signals.next() => return Err(DelegateError::Interrupted(signal)),
+            signal = signals.next() => return Err(Error::Interrupted(signal)),
         }
     }
 }

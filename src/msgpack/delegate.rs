@@ -36,10 +36,11 @@ use super::record::NativeRecorder;
 use super::{frame, parts};
 use crate::config::MissPolicy;
 use crate::config::{Env, Fallback, Settings};
-use crate::delegate::error::DelegateError;
 use crate::delegate::transport::RemoteResult;
 use crate::delegate::{execute_plan, tes_transport};
+use crate::error::Error;
 use crate::grammar::Generation;
+use crate::logging::error_chain;
 use crate::record::format::FixtureDir;
 use crate::record::plan::Chosen;
 use crate::record::recorder::{save_delegated, Recording};
@@ -119,12 +120,17 @@ impl Delegator {
                 if err.may_fall_back() && self.settings.fallback == Fallback::Native =>
             {
                 crate::diag::warning(&format_args!(
-                    "{err}; proving with the native bb (BB_REMOTE_FALLBACK=native)"
+                    "{}; proving with the native bb (BB_REMOTE_FALLBACK=native)",
+                    error_chain(&err)
                 ));
                 Answer::Native(body)
             }
             Err(Failed::Remote(err)) => {
-                Answer::Frame(frame::error_response(&format!("bb-remote: {err}")))
+                // The whole chain: the headline alone ("local I/O error") says too little.
+                Answer::Frame(frame::error_response(&format!(
+                    "bb-remote: {}",
+                    error_chain(&err)
+                )))
             }
         }
     }
@@ -139,7 +145,10 @@ impl Delegator {
         match self.stage(&dir, body).await {
             Ok((plan, present)) => recorder.save(&plan, &present, answer, started).await,
             Err(Failed::Remote(err)) => {
-                crate::diag::warning(&format_args!("not recording this request: {err}"));
+                crate::diag::warning(&format_args!(
+                    "not recording this request: {}",
+                    error_chain(&err)
+                ));
             }
             Err(Failed::Replay(_)) => {}
         }
@@ -176,10 +185,10 @@ impl Delegator {
         unframe(&response).map(|b| Some(b.to_vec())).ok_or_else(|| {
             let tail = String::from_utf8_lossy(&result.stderr);
             let tail = tail.lines().last().unwrap_or_default();
-            Failed::Remote(DelegateError::TaskFailed(format!(
-                "the remote bb exited with {} without an answer: {tail}",
-                result.exit_code
-            )))
+            Failed::Remote(Error::NoAnswer {
+                exit_code: result.exit_code,
+                stderr_tail: tail.to_owned(),
+            })
         })
     }
 
@@ -190,9 +199,7 @@ impl Delegator {
         dir: &Path,
         body: &[u8],
     ) -> Result<(Plan, Vec<(usize, PathBuf)>), Failed> {
-        let io = |what: &str, e: std::io::Error| {
-            Failed::Remote(DelegateError::Io(format!("{what}: {e}")))
-        };
+        let io = |what: &str, e: std::io::Error| Failed::Remote(Error::local_io(what, e));
         let out = dir.join("out");
         tokio::fs::create_dir_all(&out)
             .await
@@ -310,13 +317,13 @@ impl Delegator {
 /// Why [`Delegator::run`] has no backend answer.
 enum Failed {
     /// The backend (or staging) failed: fallback policy applies.
-    Remote(DelegateError),
+    Remote(Error),
     /// Replay decided: this answer, or `None` for the native bb's.
     Replay(Option<Vec<u8>>),
 }
 
-impl From<DelegateError> for Failed {
-    fn from(err: DelegateError) -> Self {
+impl From<Error> for Failed {
+    fn from(err: Error) -> Self {
         Self::Remote(err)
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{FixtureDir, FormatError, Record};
 use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
-use crate::error::Error as DelegateError;
+use crate::error::Error;
 use crate::store::{hash_file, Digest};
 
 /// Why replay could not answer.
@@ -35,13 +35,17 @@ impl ReplayTransport {
         Self { dir, failure: None }
     }
 
-    fn fail(&mut self, failure: ReplayFailure) -> DelegateError {
-        let text = match &failure {
-            ReplayFailure::Miss { key, .. } => format!("replay miss for key {key}"),
-            ReplayFailure::Invalid(err) => err.to_string(),
+    fn fail(&mut self, failure: ReplayFailure) -> Error {
+        // The caller reads the failure itself (to name the nearest fixture); the
+        // error is what a caller that does not look gets.
+        let err = match &failure {
+            ReplayFailure::Miss { key, .. } => Error::ReplayMiss {
+                description: format!("replay miss for key {key}"),
+            },
+            ReplayFailure::Invalid(err) => Error::FixtureInvalid(err.to_string().into()),
         };
         self.failure = Some(failure);
-        DelegateError::TaskFailed(text)
+        err
     }
 
     /// The recorded result, every blob verified first (so nothing is written from a
@@ -72,11 +76,11 @@ impl Transport for ReplayTransport {
     async fn stage_inputs(
         &mut self,
         files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
         hash_local(files).await
     }
 
-    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, DelegateError> {
+    async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error> {
         let record = match self.dir.get_record(&job.key) {
             Ok(Some(record)) => record,
             Ok(None) => {
@@ -95,21 +99,19 @@ impl Transport for ReplayTransport {
         }
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), DelegateError> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
         // A blob was checked to be a regular file, not a link, when the record was read.
         tokio::fs::copy(&output.location, dest)
             .await
             .map(drop)
-            .map_err(|e| {
-                DelegateError::Io(format!("copying fixture blob {}: {e}", output.location))
-            })
+            .map_err(|e| Error::local_io(format!("copying fixture blob {}", output.location), e))
     }
 }
 
 /// Staging for a transport that runs nothing remotely: hash each file, upload nothing.
 pub(crate) async fn hash_local(
     files: &[PathBuf],
-) -> Result<(Vec<(Digest, u64)>, UploadStats), DelegateError> {
+) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
     let mut staged = Vec::with_capacity(files.len());
     let mut stats = UploadStats::default();
     for file in files {
