@@ -82,13 +82,7 @@ pub(crate) fn build(
         ObjectStoreScheme::Http => {
             // The HTTP store is rooted at the server; the URL's path is our prefix.
             let root = &url[..url::Position::BeforePath];
-            // An `http://` URL is the operator's explicit choice of plain HTTP (the
-            // other schemes name their endpoint elsewhere and opt in with *_ALLOW_HTTP);
-            // without this object_store refuses every request with "BadScheme".
-            let b = http::HttpBuilder::new().with_url(root).with_config(
-                object_store::ClientConfigKey::AllowHttp,
-                (url.scheme() == "http").to_string(),
-            );
+            let b = http::HttpBuilder::new().with_url(root);
             let b = configure(b, options, |b, k: object_store::ClientConfigKey, v| {
                 b.with_config(k, v)
             });

@@ -161,32 +161,12 @@ impl Store {
         payload: PutPayload,
         mode: PutMode,
     ) -> object_store::Result<()> {
-        let mut put = self.put_attempt(key, &payload, &mode).await;
-        // WebDAV (`http://`): a PUT into a missing collection makes object_store create
-        // the parents with MKCOL, and when a concurrent PUT created one first the server
-        // answers 405, which object_store reports as an error. The collections up to that
-        // one now exist, so each further attempt gets at least one level deeper.
-        for _ in 0..key.parts().count() {
-            if !matches!(&put, Err(e) if lost_mkcol_race(e)) {
-                break;
-            }
-            put = self.put_attempt(key, &payload, &mode).await;
-        }
-        put
-    }
-
-    async fn put_attempt(
-        &self,
-        key: &ObjectPath,
-        payload: &PutPayload,
-        mode: &PutMode,
-    ) -> object_store::Result<()> {
         let opts = PutOptions::from(mode.clone());
         match self.inner.put_opts(key, payload.clone(), opts).await {
             // Stores without conditional writes: overwriting a CAS key with the same
             // bytes is harmless, so plain put is an acceptable fallback.
             Err(object_store::Error::NotImplemented { .. }) if matches!(mode, PutMode::Create) => {
-                self.inner.put(key, payload.clone()).await.map(drop)
+                self.inner.put(key, payload).await.map(drop)
             }
             other => other.map(drop),
         }
@@ -247,17 +227,6 @@ fn check_unchanged(
         }),
         _ => Ok(()),
     }
-}
-
-/// Whether an HTTP-store PUT failed only because a parent collection appeared meanwhile:
-/// MKCOL answered 405. Anything else (unreachable, 5xx, 403) is not retried here, so
-/// the store's own retry budget stays the bound on how long a failing PUT takes.
-fn lost_mkcol_race(err: &object_store::Error) -> bool {
-    let object_store::Error::Generic { store: "HTTP", .. } = err else {
-        return false;
-    };
-    let text = err.to_string();
-    text.contains("MKCOL") && text.contains("405")
 }
 
 #[cfg(test)]
