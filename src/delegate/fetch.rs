@@ -140,8 +140,9 @@ mod tests {
     use crate::store::Digest;
     use std::collections::BTreeMap;
 
-    /// Serves outputs from memory (a unit-test stand-in for a backend).
-    struct InMemory(BTreeMap<String, Vec<u8>>);
+    /// Serves outputs from memory (a unit-test stand-in for a backend). With a
+    /// barrier, each output is served only once all of them are being fetched.
+    struct InMemory(BTreeMap<String, Vec<u8>>, Option<tokio::sync::Barrier>);
 
     impl Transport for InMemory {
         async fn stage_inputs(
@@ -154,6 +155,9 @@ mod tests {
             unreachable!()
         }
         async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+            if let Some(barrier) = &self.1 {
+                barrier.wait().await;
+            }
             tokio::fs::write(dest, &self.0[&o.location]).await.unwrap();
             Ok(())
         }
@@ -174,6 +178,7 @@ mod tests {
                 .iter()
                 .map(|(n, c)| (n.to_string(), c.to_vec()))
                 .collect(),
+            None,
         )
     }
 
@@ -197,31 +202,13 @@ mod tests {
         assert_eq!(std::fs::read(out.join("vk")).unwrap(), b"V");
     }
 
-    /// Serves each output only once all of them are being fetched: it deadlocks
-    /// unless the downloads run at the same time.
-    struct AllAtOnce(InMemory, tokio::sync::Barrier);
-
-    impl Transport for AllAtOnce {
-        async fn stage_inputs(
-            &mut self,
-            _: &[PathBuf],
-        ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
-            unreachable!()
-        }
-        async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, Error> {
-            unreachable!()
-        }
-        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), Error> {
-            self.1.wait().await;
-            self.0.fetch_output(o, dest).await
-        }
-    }
-
     #[tokio::test]
     async fn outputs_are_fetched_at_the_same_time() {
         let dir = tempfile::tempdir().unwrap();
         let files: [(&str, &[u8]); 3] = [("proof", b"P"), ("vk", b"V"), ("public_inputs", b"I")];
-        let t = AllAtOnce(backend(&files), tokio::sync::Barrier::new(files.len()));
+        // Deadlocks unless the downloads run at the same time.
+        let mut t = backend(&files);
+        t.1 = Some(tokio::sync::Barrier::new(files.len()));
         let results: Vec<_> = files.iter().map(|(n, c)| output(n, c)).collect();
         let fetched = tokio::time::timeout(
             std::time::Duration::from_secs(60),
