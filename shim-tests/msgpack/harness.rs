@@ -114,10 +114,18 @@ impl Client {
     }
 
     pub fn send(&mut self, body: &[u8]) {
-        self.stream
-            .write_all(&(body.len() as u32).to_le_bytes())
-            .unwrap();
-        self.stream.write_all(body).unwrap();
+        self.send_pipelined(&[body]);
+    }
+
+    /// Several frames in one write, so a server that closes after the first one (Shutdown)
+    /// cannot make a later write fail with EPIPE: they are all queued before it reads.
+    pub fn send_pipelined(&mut self, bodies: &[&[u8]]) {
+        let mut bytes = Vec::new();
+        for body in bodies {
+            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(body);
+        }
+        self.stream.write_all(&bytes).unwrap();
     }
 
     /// The next answer's body; `None` when the server closed the connection (a reset

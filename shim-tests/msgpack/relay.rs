@@ -124,8 +124,7 @@ fn shutdown_answers_closes_everyone_and_leaves_nothing_behind() {
     let mut other = shim.connect();
     other.ask(&blake2s(b"start the child"));
     let mut client = shim.connect();
-    client.send(&shutdown());
-    client.send(&blake2s(b"dropped"));
+    client.send_pipelined(&[&shutdown(), &blake2s(b"dropped")]);
     assert_eq!(client.recv().unwrap(), b"\x92\xb0ShutdownResponse\x80");
     assert_eq!(client.recv(), None);
     assert_eq!(other.recv(), None);
