@@ -3,7 +3,7 @@
 //! test circuits, and moto's S3 server.
 //!
 //! Helpers here run real processes only; nothing is mocked. For what each file is
-//! and why, see `scripts/testbed` and the README's test bed section.
+//! and why, see `scripts/testbed` and docs/testing.md.
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use std::ffi::OsStr;
