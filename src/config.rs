@@ -267,13 +267,7 @@ fn remote_side(env: &Env) -> Result<crate::delegate::remote_side::RemoteSide, Ba
     if let Some(s) = env.get(v::FORWARD_ENV) {
         side.forward_env = rs::parse_forward_env(s).map_err(|e| bad(v::FORWARD_ENV, s, e))?;
     }
-    if let Err(value) = side.executor_env(env) {
-        return Err(bad(
-            v::FORWARD_ENV,
-            &value,
-            "forwarded values without whitespace (TES engines split executor env on it)",
-        ));
-    }
+    side.executor_env(env)?;
     Ok(side)
 }
 

@@ -36,6 +36,15 @@ pub(crate) fn error(err: &dyn Display) {
     emit(&format!("bb-remote: error: {err}"));
 }
 
+/// The operator tool's (`bb-remote`'s) last line: `bb-remote: error: ...` with the cause
+/// chain, masked like the shim's lines (the secrets of `env`); returns its exit code
+/// ([`crate::exit::of_tool_error`]).
+pub fn tool_error(err: &anyhow::Error, env: &Env) -> u8 {
+    init(env);
+    error(&format_args!("{err:#}"));
+    crate::exit::of_tool_error(err)
+}
+
 /// `bb-remote: warning: <msg>`.
 pub(crate) fn warning(msg: &dyn Display) {
     emit(&format!("bb-remote: warning: {msg}"));

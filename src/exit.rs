@@ -88,6 +88,21 @@ pub(crate) fn of_remote(code: i32) -> u8 {
     }
 }
 
+/// `bb-remote` (the operator tool) when it cannot go on for a reason other than its
+/// configuration, and `bb-remote doctor` when a check other than `config` failed.
+pub const TOOL_FAILED: u8 = 1;
+
+/// The operator tool's exit code for an error it stopped on: [`CONFIG`] when a value it
+/// was given is the cause (a flag or a `BB_REMOTE_*` variable, typed as
+/// [`crate::config::BadValue`] anywhere in the chain), like the shim; else [`TOOL_FAILED`].
+pub fn of_tool_error(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<crate::config::BadValue>()) {
+        CONFIG
+    } else {
+        TOOL_FAILED
+    }
+}
+
 /// A child's status as bb's exit code: its code, or 128+n for a death by signal n.
 pub(crate) fn of_status(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -111,5 +126,20 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(of_status(std::process::ExitStatus::from_raw(9)), 137);
         assert_eq!(of_status(std::process::ExitStatus::from_raw(3 << 8)), 3);
+    }
+
+    #[test]
+    fn the_operator_tool_exits_78_only_for_a_bad_value() {
+        let bad = crate::config::BadValue {
+            name: "--cpus".into(),
+            value: "0".into(),
+            expected: "at least one".into(),
+        };
+        let err = anyhow::Error::new(bad).context("starting the worker");
+        assert_eq!(of_tool_error(&err), CONFIG);
+        assert_eq!(
+            of_tool_error(&anyhow::anyhow!("address in use")),
+            TOOL_FAILED
+        );
     }
 }

@@ -27,6 +27,7 @@
 pub mod config;
 pub(crate) mod delegate;
 pub(crate) mod diag;
+pub use diag::tool_error;
 pub mod doctor;
 pub mod env_vars;
 pub(crate) mod error;

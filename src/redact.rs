@@ -12,13 +12,15 @@ use std::fmt;
 use crate::env_vars::{self as v, Env};
 
 /// A URL (or any text that may be one) for display: the password of the user info and
-/// every query value are replaced by `***`. Text that is not a URL is shown as is.
+/// every query value are replaced by `***`. Text that does not parse as a URL is masked
+/// the same way by its shape (see [`redact_unparsed`]): a URL rejected for its port or a
+/// stray character still carries its password.
 pub(crate) struct Redacted<'a>(pub &'a str);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Ok(mut url) = url::Url::parse(self.0) else {
-            return f.write_str(self.0);
+            return f.write_str(&redact_unparsed(self.0));
         };
         if url.password().is_some() {
             let _ = url.set_password(Some("***"));
@@ -35,12 +37,38 @@ impl fmt::Display for Redacted<'_> {
     }
 }
 
-/// How a variable's value may be shown in a message: tokens never, URLs redacted.
+/// `text` that is not a valid URL, masked as if it were one: after a `scheme://`, the
+/// part of the authority between the first `:` and the last `@` (a password), and
+/// everything after the first `?` (query values) become `***`. Text without `://` or
+/// `?` is shown as is: it cannot carry either.
+fn redact_unparsed(text: &str) -> String {
+    let mut shown = text.to_owned();
+    if let Some(q) = shown.find('?') {
+        shown.truncate(q + 1);
+        shown.push_str("***");
+    }
+    let Some(start) = shown.find("://").map(|i| i + 3) else {
+        return shown;
+    };
+    let rest = &shown[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if let Some(at) = authority.rfind('@') {
+        if let Some(colon) = authority[..at].find(':') {
+            shown.replace_range(start + colon + 1..start + at, "***");
+        }
+    }
+    shown
+}
+
+/// How a value may be shown in a message about `name` (a variable or an operator-tool
+/// flag), with a leading space, or nothing: tokens never, nor the value of a `BB_*`
+/// variable that is not ours (a forwarded one may hold anything); URLs redacted.
 pub(crate) fn shown_value(name: &str, value: &str) -> String {
-    if name == v::TOKEN || name == v::WORKER_TOKEN {
-        "(hidden)".to_owned()
+    let foreign = name.starts_with("BB_") && !name.starts_with(v::PREFIX);
+    if name == v::TOKEN || name == v::WORKER_TOKEN || foreign {
+        String::new()
     } else {
-        format!("{:?}", Redacted(value).to_string())
+        format!(" {:?}", Redacted(value).to_string())
     }
 }
 
@@ -87,6 +115,32 @@ mod tests {
         let shown = Redacted("https://alice:s3cr%40t@h:9/p?X-Amz-Signature=abc123&a=b").to_string();
         assert_eq!(shown, "https://alice:***@h:9/p?X-Amz-Signature=***&a=***");
         assert_eq!(Redacted("not a url").to_string(), "not a url");
+        // Rejected by the URL parser (port out of range, a space in the host), yet the
+        // password and the signature are in the text all the same.
+        for (text, shown) in [
+            (
+                "http://prover:hunter2@funnel:80000/",
+                "http://prover:***@funnel:80000/",
+            ),
+            (
+                "https://u:p@ss:w@my host/x?sig=abc123",
+                "https://u:***@my host/x?***",
+            ),
+            (
+                "s3://my bucket/p?X-Amz-Signature=abc123",
+                "s3://my bucket/p?***",
+            ),
+            ("http://h:80000/a@b", "http://h:80000/a@b"),
+        ] {
+            assert!(url::Url::parse(text).is_err(), "{text} parses");
+            assert_eq!(Redacted(text).to_string(), shown);
+        }
+        let err = crate::config::Settings::load(&Env::from_pairs([(
+            v::BACKEND,
+            "http://prover:hunter2@funnel:80000/",
+        )]))
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
         let err =
             crate::config::Settings::load(&Env::from_pairs([(v::BACKEND, "ftp://u:hunter2@h/")]))
                 .unwrap_err();

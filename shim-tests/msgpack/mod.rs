@@ -3,6 +3,7 @@
 mod bbjs;
 mod delegated;
 mod harness;
+mod hostile;
 mod parts;
 mod recorded;
 pub mod relay;

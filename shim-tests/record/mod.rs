@@ -167,3 +167,24 @@ fn two_recorders_writing_one_directory_leave_it_valid() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+/// `bb-remote fixtures` reads its directory through the shim's configuration loader: a
+/// BB_REMOTE_REPLAY that is not UTF-8, or names no directory, is a configuration error
+/// naming the variable (78), never silently skipped.
+#[test]
+fn fixtures_with_a_bad_directory_variable_exit_78() {
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new();
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"/tmp/fixtures-\xff");
+    let not_a_dir = scratch.path("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    for value in [not_utf8, not_a_dir.as_os_str()] {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_bb-remote"))
+            .args(["fixtures", "list"])
+            .env_remove("BB_REMOTE_RECORD")
+            .env("BB_REMOTE_REPLAY", value));
+        out.assert_code(78, "bad BB_REMOTE_REPLAY");
+        assert!(out.stderr.contains("BB_REMOTE_REPLAY"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+    }
+}

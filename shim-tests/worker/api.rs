@@ -12,8 +12,9 @@ fn refuses_to_listen_publicly_without_a_token() {
         .env_remove("BB_REMOTE_WORKER_TOKEN")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // A configuration error of the operator tool: 78, as the shim's (README, Exit codes).
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
     assert!(
         stderr.contains("without a bearer token") && stderr.contains("0.0.0.0:0"),
         "{stderr}"
@@ -22,13 +23,37 @@ fn refuses_to_listen_publicly_without_a_token() {
 }
 
 #[test]
+fn a_failure_that_is_not_configuration_still_exits_1() {
+    let scratch = Scratch::new();
+    // The address is taken: nothing the operator wrote is invalid, the worker cannot start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bb-remote"))
+        .args([
+            "worker",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+        ])
+        .args(scratch.fake_args())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("listening on 127.0.0.1:"), "{stderr}");
+}
+
+#[test]
 fn limits_under_which_no_task_could_run_are_refused_at_start() {
     let scratch = Scratch::new();
     for (flag, value, needle) in [
-        ("--cpus", "0", "--cpus 0"),
-        ("--memory", "nan", "--memory NaN"),
-        ("--memory", "0", "--memory 0"),
-        ("--max-body", "0", "--max-body 0"),
+        ("--cpus", "0", "\"0\" for --cpus"),
+        ("--memory", "nan", "\"NaN\" for --memory"),
+        ("--memory", "0", "\"0\" for --memory"),
+        ("--max-body", "0", "\"0\" for --max-body"),
+        (
+            "--keep-finished-hours",
+            "0",
+            "\"0\" for --keep-finished-hours",
+        ),
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_bb-remote"))
             .args(["worker", "--listen", "127.0.0.1:0", flag, value])
@@ -36,7 +61,7 @@ fn limits_under_which_no_task_could_run_are_refused_at_start() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{flag} {value}: {stderr}");
+        assert_eq!(output.status.code(), Some(78), "{flag} {value}: {stderr}");
         assert!(stderr.contains(needle), "{flag} {value}: {stderr}");
         assert!(!stderr.contains("listening on"), "{stderr}");
     }

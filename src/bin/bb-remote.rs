@@ -26,10 +26,6 @@ enum Command {
     Doctor(bb_remote::doctor::DoctorArgs),
 }
 
-#[expect(
-    clippy::print_stderr,
-    reason = "the operator tool's one error line; its subcommands report through the library"
-)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -39,8 +35,9 @@ fn main() -> ExitCode {
         Command::Fixtures(args) => bb_remote::record::fixtures::run_cli(args),
         Command::Doctor(args) => bb_remote::doctor::run_cli(args),
     };
+    // A value it was given that it cannot use exits 78, like the shim; anything else 1.
     result.unwrap_or_else(|err| {
-        eprintln!("bb-remote: error: {err:#}");
-        ExitCode::from(1)
+        let env = bb_remote::config::Env::from_process();
+        ExitCode::from(bb_remote::tool_error(&err, &env))
     })
 }

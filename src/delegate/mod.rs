@@ -244,14 +244,7 @@ pub(crate) fn tes_transport(
     })?;
     let store = Store::from_url(store_url.as_str(), env)?;
     let resources = resources::for_plan(settings, plan, present);
-    let executor_env = settings
-        .remote_side
-        .executor_env(env)
-        .map_err(|value| BadValue {
-            name: crate::env_vars::FORWARD_ENV.into(),
-            value,
-            expected: "forwarded values without whitespace".into(),
-        })?;
+    let executor_env = settings.remote_side.executor_env(env)?;
     Ok(TesTransport {
         client,
         store,

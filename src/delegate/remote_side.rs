@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
-use crate::config::Env;
+use crate::config::{BadValue, Env};
 use crate::route::{InputSource, Plan};
 
 /// `BB_*` variables forwarded to the remote bb by default: the ones that change what
@@ -68,14 +68,22 @@ impl Default for RemoteSide {
 
 impl RemoteSide {
     /// The variables to put in `executor.env`: each allowlisted one that is set.
-    /// A value with whitespace is refused (as `NAME=value`): Funnel's docker
-    /// template splits on it.
-    pub(crate) fn executor_env(&self, env: &Env) -> Result<BTreeMap<String, String>, String> {
+    /// A value with whitespace is refused (Funnel's docker template splits on it): the
+    /// error names the variable and never echoes its value, which may be anything.
+    pub(crate) fn executor_env(&self, env: &Env) -> Result<BTreeMap<String, String>, BadValue> {
         let mut out = BTreeMap::new();
         for name in &self.forward_env {
             if let Some(value) = env.get(name) {
                 if value.chars().any(char::is_whitespace) {
-                    return Err(format!("{name}={value}"));
+                    return Err(BadValue {
+                        name: name.clone(),
+                        value: String::new(),
+                        expected: format!(
+                            "no whitespace in a variable {} forwards (TES engines split \
+                             executor env on it)",
+                            crate::env_vars::FORWARD_ENV
+                        ),
+                    });
                 }
                 out.insert(name.clone(), value.to_owned());
             }
@@ -211,9 +219,17 @@ mod tests {
     #[test]
     fn env_with_spaces_is_refused_not_split() {
         let side = RemoteSide::default();
-        let env = Env::from_pairs([("BB_VERBOSE", "1"), ("BB_SCHEME", "ultra honk")]);
-        let err = side.executor_env(&env).unwrap_err();
+        let env = Env::from_pairs([("BB_VERBOSE", "1"), ("BB_SCHEME", "ultra honk-s3cret")]);
+        let err = side.executor_env(&env).unwrap_err().to_string();
         assert!(err.contains("BB_SCHEME"), "{err}");
+        assert!(!err.contains("s3cret"), "the value is echoed: {err}");
+        // The same through the one configuration loader (what `bb` and doctor print).
+        let err = crate::config::Settings::load(&env).unwrap_err().to_string();
+        assert!(
+            err.contains("BB_SCHEME") && err.contains("BB_REMOTE_FORWARD_ENV"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "the value is echoed: {err}");
         let env = Env::from_pairs([("BB_VERBOSE", "1"), ("HOME", "/h")]);
         assert_eq!(
             side.executor_env(&env).unwrap(),

@@ -11,10 +11,19 @@ const SECRETS: [&str; 2] = [env_vars::TOKEN, env_vars::WORKER_TOKEN];
 
 /// `config`: what is set, where it came from, and whether [`Settings::load`] accepts it.
 pub(crate) fn check_config(env: &Env) -> Check {
+    // Values are shown only for known, non-secret variables: an unknown name may be a
+    // misspelt token (`BB_REMOTE_TOKNE`), whose value must not be printed either.
+    let known = |name: &str| env_vars::ALL.iter().any(|v| v.name == name);
     let mut details: Vec<String> = env
         .bb_remote_vars()
         .filter(|(name, _)| !SECRETS.contains(name))
-        .map(|(name, value)| format!("{name}={} (environment)", Redacted(value)))
+        .map(|(name, value)| {
+            if known(name) {
+                format!("{name}={} (environment)", Redacted(value))
+            } else {
+                format!("{name}: set (environment; unknown, value not shown)")
+            }
+        })
         .collect();
     // The shim's token is always shown as set or unset; the worker's only when set.
     if env.get(env_vars::TOKEN).is_none() {
@@ -26,7 +35,7 @@ pub(crate) fn check_config(env: &Env) -> Check {
     let unknown: Vec<&str> = env
         .bb_remote_vars()
         .map(|(name, _)| name)
-        .filter(|name| !env_vars::ALL.iter().any(|v| v.name == *name))
+        .filter(|name| !known(name))
         .collect();
 
     let settings = match Settings::load(env) {
@@ -227,6 +236,12 @@ mod tests {
         let check = check_config(&env(&[("BB_REMOTE_BACKED", "http://h")]));
         assert_eq!(check.status, Status::Warn);
         assert!(check.summary.contains("BB_REMOTE_BACKED"), "{check:?}");
+        // A misspelt token: named, its value never printed.
+        let check = check_config(&env(&[("BB_REMOTE_TOKNE", "s3cret-token")]));
+        assert_eq!(check.status, Status::Warn);
+        let all = format!("{} {}", check.summary, check.details.join("\n"));
+        assert!(all.contains("BB_REMOTE_TOKNE"), "{all}");
+        assert!(!all.contains("s3cret-token"), "{all}");
         let check = check_config(&Env::default());
         assert_eq!(check.status, Status::Ok);
         assert!(check.summary.starts_with("passthrough only"), "{check:?}");

@@ -13,7 +13,8 @@
 //! - `delegate`: the delegated command set per grammar ([`config_check`]).
 //!
 //! A check of something not configured is a `skip` saying why (no backend means
-//! passthrough-only mode). The command exits [`EXIT_PROBLEMS`] when any check fails.
+//! passthrough-only mode). The command exits [`crate::exit::CONFIG`] (78, as the shim
+//! would) when the `config` check failed, else [`EXIT_PROBLEMS`] when any check failed.
 //! Every network check has a bound of a few seconds. The report goes to stdout: this
 //! is the operator's tool, not the shim.
 
@@ -33,8 +34,8 @@ use serde::Serialize;
 
 use crate::config::Env;
 
-/// Exit code of `bb-remote doctor` when at least one check failed.
-pub(crate) const EXIT_PROBLEMS: u8 = 1;
+/// Exit code of `bb-remote doctor` when a check other than `config` failed.
+pub(crate) const EXIT_PROBLEMS: u8 = crate::exit::TOOL_FAILED;
 
 /// Longest time one network or process check may take before it is reported failed.
 pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,6 +119,23 @@ impl Report {
         }
     }
 
+    /// 0; 78 when a `BB_REMOTE_*` value is invalid (what the shim would exit with);
+    /// else 1 when anything else the configured mode needs is broken.
+    fn exit_code(&self) -> u8 {
+        let failed = |name: Option<&str>| {
+            self.checks
+                .iter()
+                .any(|c| c.status == Status::Fail && name.is_none_or(|n| n == c.name))
+        };
+        if failed(Some("config")) {
+            crate::exit::CONFIG
+        } else if failed(None) {
+            EXIT_PROBLEMS
+        } else {
+            0
+        }
+    }
+
     /// The text form: `<status> <check> <summary>`, details indented below.
     pub(crate) fn render_text(&self) -> String {
         let mut out = String::new();
@@ -153,6 +171,15 @@ pub(crate) async fn diagnose(env: &Env, shim_exe: Option<&Path>) -> Report {
     checks.push(native::check_native(env, shim_exe).await);
     checks.push(msgpack_check::check_msgpack(env, shim_exe).await);
     checks.push(config_check::check_delegate_set(env));
+    // Library errors quote request URLs with their password (object_store's HTTP store
+    // does): the report is masked like every line the shim prints.
+    let secrets = crate::redact::secrets(env);
+    for check in &mut checks {
+        check.summary = crate::redact::scrub(&check.summary, &secrets);
+        for line in &mut check.details {
+            *line = crate::redact::scrub(line, &secrets);
+        }
+    }
     Report::new(checks)
 }
 
@@ -169,11 +196,7 @@ pub fn run_cli(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         report.render_text()
     };
     print_report(&text);
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PROBLEMS)
-    })
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 /// `bb` beside this executable when it exists (the usual install), else ourselves.
@@ -208,11 +231,40 @@ mod tests {
             Check::new("backend", Status::Fail, "down"),
         ]);
         assert!(!report.ok);
+        assert_eq!(report.exit_code(), EXIT_PROBLEMS);
         let text = report.render_text();
         assert!(text.starts_with("ok    config    fine\n"), "{text}");
         assert!(text.contains("\n                A=1\n"), "{text}");
         assert!(text.contains("FAIL  backend   down\n"), "{text}");
         assert!(text.ends_with("1 check(s) failed\n"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_configuration_exits_78_like_the_shim() {
+        let ok = Report::new(vec![Check::new("config", Status::Ok, "fine")]);
+        assert_eq!(ok.exit_code(), 0);
+        let bad = Report::new(vec![
+            Check::new("config", Status::Fail, "invalid value"),
+            Check::new("native", Status::Fail, "missing"),
+        ]);
+        assert_eq!(bad.exit_code(), crate::exit::CONFIG);
+    }
+
+    #[test]
+    fn a_password_quoted_by_a_library_error_is_masked() {
+        let env = Env::from_pairs([
+            (crate::env_vars::BACKEND, "http://u:hunter2@127.0.0.1:9/"),
+            (crate::env_vars::STORE, "http://u:hunter3@127.0.0.1:9/b"),
+        ]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let report = runtime.block_on(diagnose(&env, None));
+        let store = report.checks.iter().find(|c| c.name == "store").unwrap();
+        assert_eq!(store.status, Status::Fail, "{store:?}");
+        let text = report.render_text();
+        assert!(!text.contains("hunter"), "{text}");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub(crate) fn inspect(body: &[u8]) -> Envelope {
     }
 }
 
+/// The most a frame's announced length reserves before its bytes arrive.
+const UPFRONT: usize = 16 << 20;
+
 /// Read one frame's body; `Ok(None)` on a clean end of stream before a length prefix.
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
@@ -59,9 +62,11 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(prefix) as usize;
-    // Reserved, not touched: pages count toward memory only as bytes arrive, and a
-    // growing Vec would copy a 100 MB frame once more at each doubling.
-    let mut body = Vec::with_capacity(len);
+    // The peer chooses `len` (up to 4 GiB) and may send nothing after it: reserve at most
+    // UPFRONT, then grow as bytes arrive. Reserving all of it would fail (and abort the
+    // process) wherever address space or overcommit is limited. Growing a large buffer
+    // is a remap, not a copy (glibc reallocs mmap'd blocks with mremap).
+    let mut body = Vec::with_capacity(len.min(UPFRONT));
     let got = reader.take(len as u64).read_to_end(&mut body).await?;
     if got != len {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -363,5 +368,11 @@ mod tests {
         assert!(read_frame(&mut r).await.unwrap().is_none());
         let mut short = &buf[..10];
         assert!(read_frame(&mut short).await.is_err());
+        // A frame larger than the up-front reservation arrives whole.
+        let big: Vec<u8> = (0..UPFRONT + 12_345).map(|i| i as u8).collect();
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &big).await.unwrap();
+        let mut r = &buf[..];
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(big));
     }
 }

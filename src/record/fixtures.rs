@@ -34,28 +34,39 @@ pub(crate) enum Action {
     Prune,
 }
 
+/// A fixture directory that cannot be used: exit 78, like any bad value given.
+fn bad_dir(name: &str, value: &str, expected: String) -> crate::config::BadValue {
+    crate::config::BadValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        expected,
+    }
+}
+
 #[expect(
     clippy::print_stdout,
     reason = "the operator tool's reports belong on stdout"
 )]
 pub fn run_cli(args: FixturesArgs) -> anyhow::Result<ExitCode> {
-    let env = Env::from_process();
-    let root = match args.dir {
-        Some(dir) => dir,
-        None => env
-            .get(env_vars::REPLAY)
-            .or(env.get(env_vars::RECORD))
-            .map(PathBuf::from)
-            .with_context(|| {
-                format!(
-                    "no fixture directory: pass --dir or set {} / {}",
-                    env_vars::REPLAY,
-                    env_vars::RECORD
-                )
-            })?,
+    // The same configuration loader as the shim: a bad BB_REMOTE_* value (one that is
+    // not UTF-8 included) is an error naming it, exit 78, never silently skipped.
+    let settings = crate::config::Settings::load(&Env::from_process())?;
+    let (root, from) = match (args.dir, settings.replay, settings.record) {
+        (Some(dir), _, _) => (dir, "--dir"),
+        (None, Some(dir), _) => (dir, env_vars::REPLAY),
+        (None, None, Some(dir)) => (dir, env_vars::RECORD),
+        (None, None, None) => {
+            let expected = format!(
+                "a fixture directory: pass --dir or set {} / {}",
+                env_vars::REPLAY,
+                env_vars::RECORD
+            );
+            return Err(bad_dir("--dir", "(none)", expected).into());
+        }
     };
     if !root.is_dir() {
-        bail!("{}: not a fixture directory", root.display());
+        let shown = root.display().to_string();
+        return Err(bad_dir(from, &shown, "a fixture directory".into()).into());
     }
     let dir = FixtureDir::new(root);
     match args.action {

@@ -15,12 +15,19 @@ use axum::response::{IntoResponse, Response};
 use super::api::error_response;
 
 /// Why the worker will not start with this listen/token combination.
-pub(crate) fn check_listen(addr: &SocketAddr, token: Option<&str>) -> Result<(), String> {
+pub(crate) fn check_listen(
+    addr: &SocketAddr,
+    token: Option<&str>,
+) -> Result<(), crate::config::BadValue> {
     if token.is_none() && !addr.ip().is_loopback() {
-        return Err(format!(
-            "refusing to listen on {addr} without a bearer token\n\
-             help: set --token or BB_REMOTE_WORKER_TOKEN, or listen on 127.0.0.1 / [::1]"
-        ));
+        return Err(crate::config::BadValue {
+            name: "--listen".into(),
+            value: addr.to_string(),
+            expected: "a loopback address: refusing to listen beyond loopback without a \
+                       bearer token\n\
+                       help: set BB_REMOTE_WORKER_TOKEN (or --token), or listen on 127.0.0.1 / [::1]"
+                .into(),
+        });
     }
     Ok(())
 }
@@ -81,7 +88,7 @@ mod tests {
         let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         assert!(check_listen(&loopback, None).is_ok());
         assert!(check_listen(&v6, None).is_ok());
-        let err = check_listen(&public, None).unwrap_err();
+        let err = check_listen(&public, None).unwrap_err().to_string();
         assert!(err.contains("0.0.0.0:8080") && err.contains("BB_REMOTE_WORKER_TOKEN"));
         assert!(check_listen(&public, Some("t")).is_ok());
     }

@@ -45,9 +45,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 
-use crate::config::Env;
+use crate::config::{BadValue, Env};
 use crate::env_vars;
 use crate::store::{LocalCasCache, Store};
 use admission::{Admission, Demand};
@@ -137,7 +137,7 @@ pub fn run_cli(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let env = Env::from_process();
     let token = args.token.clone().filter(|t| !t.is_empty());
-    auth::check_listen(&args.listen, token.as_deref()).map_err(anyhow::Error::msg)?;
+    auth::check_listen(&args.listen, token.as_deref())?;
     let capacity = check_limits(&args)?;
     if !args.no_confine {
         confine::probe()?;
@@ -202,17 +202,30 @@ fn one_malloc_arena() {
 
 /// The capacity tasks share, after refusing limits under which no task could ever run
 /// (a worker that starts but refuses everything looks healthy and is not).
-fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
+/// A flag value the worker cannot start with: exit 78, as a bad `BB_REMOTE_*` value.
+fn bad_flag(flag: &str, value: impl std::fmt::Display, expected: &str) -> BadValue {
+    BadValue {
+        name: flag.to_owned(),
+        value: value.to_string(),
+        expected: expected.to_owned(),
+    }
+}
+
+fn check_limits(args: &WorkerArgs) -> Result<Demand, BadValue> {
     if args.cpus == Some(0) {
-        bail!("--cpus 0: the worker needs at least one cpu core for tasks");
+        return Err(bad_flag("--cpus", 0, "at least one cpu core for tasks"));
     }
     if let Some(memory) = args.memory {
         if !(memory.is_finite() && memory > 0.0) {
-            bail!("--memory {memory}: expected a positive number of GiB");
+            return Err(bad_flag("--memory", memory, "a positive number of GiB"));
         }
     }
     if args.max_connections == 0 {
-        bail!("--max-connections 0: no client could connect");
+        return Err(bad_flag(
+            "--max-connections",
+            0,
+            "at least 1, or no client could connect",
+        ));
     }
     for (flag, value) in [
         ("--header-timeout", args.header_timeout),
@@ -221,7 +234,11 @@ fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
         seconds(value, flag)?;
     }
     if args.max_body == 0 {
-        bail!("--max-body 0: no task could be submitted; expected a size in bytes");
+        return Err(bad_flag(
+            "--max-body",
+            0,
+            "a size in bytes, or no task could be submitted",
+        ));
     }
     Ok(Demand {
         cpus: args.cpus.unwrap_or_else(machine_cpus),
@@ -230,34 +247,35 @@ fn check_limits(args: &WorkerArgs) -> anyhow::Result<Demand> {
 }
 
 /// A positive, finite number of seconds.
-fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+fn seconds(value: f64, flag: &str) -> Result<Duration, BadValue> {
     if !(value.is_finite() && value > 0.0) {
-        bail!("{flag} {value}: expected a positive number of seconds");
+        return Err(bad_flag(flag, value, "a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(value))
 }
 
-fn hours(value: f64) -> anyhow::Result<Duration> {
+fn hours(value: f64) -> Result<Duration, BadValue> {
     if !(value.is_finite() && value > 0.0) {
-        bail!("--keep-finished-hours {value}: expected a positive number of hours");
+        let expected = "a positive number of hours";
+        return Err(bad_flag("--keep-finished-hours", value, expected));
     }
     Ok(Duration::from_secs_f64(value * 3600.0))
 }
 
 fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
     if args.bb.is_none() && args.images.is_empty() {
-        bail!("no bb binary configured\nhelp: pass --bb PATH and/or --image NAME=PATH");
+        let expected = "a bb binary\nhelp: pass --bb PATH and/or --image NAME=PATH";
+        return Err(bad_flag("--bb", "(none)", expected).into());
     }
     for path in args.bb.iter().chain(args.images.iter().map(|(_, p)| p)) {
         if !path.is_file() {
-            bail!(
-                "bb binary {} does not exist or is not a file",
-                path.display()
-            );
+            let expected = "an existing bb binary (a file)";
+            return Err(bad_flag("--bb/--image", path.display(), expected).into());
         }
     }
     if !(args.kill_grace.is_finite() && args.kill_grace >= 0.0) {
-        bail!("--kill-grace must be a non-negative number of seconds");
+        let expected = "a non-negative number of seconds";
+        return Err(bad_flag("--kill-grace", args.kill_grace, expected).into());
     }
     let data = absolute(&args.data_dir)?;
     let crs_dir = absolute(&args.crs_dir.clone().unwrap_or_else(|| data.join("crs")))?;
@@ -267,7 +285,13 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
     for dir in [&data, &crs_dir, &sandboxes_dir, &data.join("home")] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let store = Store::from_url(&args.store, env).context("--store")?;
+    let store = Store::from_url(&args.store, env).map_err(|err| {
+        let expected = format!(
+            "an object store URL ({})",
+            crate::logging::error_chain(&err)
+        );
+        bad_flag("--store", &args.store, &expected)
+    })?;
     let images: BTreeMap<String, PathBuf> = args
         .images
         .iter()
