@@ -269,4 +269,19 @@ mod tests {
         assert_eq!(too_large.to_string(), mismatch.to_string());
         assert_eq!(too_large.to_string(), "backend returned bad outputs");
     }
+
+    /// A file too large for a store without multipart (`http(s)://`) is a refusal: the
+    /// native bb would not help the configured store take it.
+    #[test]
+    fn a_file_too_large_for_the_store_is_a_refusal_without_fallback() {
+        let err = Error::Store(StoreError::NoMultipart {
+            path: "/w/witness.gz".into(),
+            size: 6 << 20,
+            limit: 5 << 20,
+            store: "http://dav.example/bb".into(),
+        });
+        assert_eq!(err.exit_code(), exit::BACKEND_REJECTED);
+        assert!(!err.may_fall_back());
+        assert_eq!(err.to_string(), "object store refused the request");
+    }
 }

@@ -2,7 +2,8 @@
 //! thread's network namespace (see `funnel::harness::in_netns`) on its usual port:
 //! Azurite (Azure Blob), moto with signature checking on (S3, SigV4 verified
 //! against an IAM access key) and fake-gcs-server behind the test bed's XML-API
-//! front (GCS; see testbed/gcs/main.go for which requests are a TEST DOUBLE).
+//! front (GCS; see testbed/gcs/main.go for which requests are a TEST DOUBLE) and
+//! WsgiDAV (WebDAV, for the `http://` store).
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -201,5 +202,48 @@ pub fn fake_gcs(bucket: &str) -> StoreServer {
             ("GOOGLE_ALLOW_HTTP", "true".into()),
             ("GOOGLE_SERVICE_ACCOUNT_KEY", GCS_EMULATOR_KEY.into()),
         ],
+    }
+}
+
+/// WsgiDAV (WebDAV, served by cheroot) on 127.0.0.1:8080, anonymous read-write, sharing
+/// a fresh directory at `/`; the store lives under `/dav/bb`.
+///
+/// cheroot's listen backlog defaults to 5: eight uploads at once, each on a fresh
+/// connection (the store reuses none, see src/store/webdav.rs), overflow it on a busy
+/// machine and the kernel drops the extra SYNs, which the client resends after 1 s.
+/// A WebDAV server for concurrent clients wants a deeper queue; so does this one.
+pub fn webdav() -> StoreServer {
+    let dir = tempfile::tempdir().unwrap();
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let config = dir.path().join("wsgidav.yaml");
+    std::fs::write(&config, "server_args:\n  request_queue_size: 128\n").unwrap();
+    let log = dir.path().join("wsgidav.log");
+    let wsgidav = testbed().moto_server.with_file_name("wsgidav");
+    let mut child = spawn(
+        Command::new(wsgidav)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8080",
+                "--auth",
+                "anonymous",
+                "--server",
+                "cheroot",
+                "-q",
+            ])
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(&share),
+        &log,
+    );
+    wait_port(&mut child, 8080, &log);
+    StoreServer {
+        child,
+        _dir: dir,
+        url: "http://127.0.0.1:8080/dav/bb".into(),
+        env: Vec::new(),
     }
 }

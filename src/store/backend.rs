@@ -32,6 +32,9 @@ pub(crate) struct Built {
     /// The same S3 client, typed: cleaning up unfinished multipart uploads needs its
     /// request signer (`staged`), which `dyn ObjectStore` does not offer.
     pub(crate) s3: Option<Arc<object_store::aws::AmazonS3>>,
+    /// The store cannot take multipart uploads (object_store's HTTP/WebDAV store), so
+    /// one object is at most what goes up in one request (see `webdav`).
+    pub(crate) no_multipart: bool,
 }
 
 /// The store for `url` and the path of `url` inside it.
@@ -45,6 +48,7 @@ pub(crate) fn build(
     let (scheme, path) = ObjectStoreScheme::parse(url)?;
     let path = ObjectPath::parse(path)?;
     let mut s3 = None;
+    let mut no_multipart = false;
     let mut options = options.to_vec();
     if plaintext_only(&scheme, url, &options) {
         // No TLS will ever be used: skip loading the system's CA roots (several ms
@@ -82,10 +86,23 @@ pub(crate) fn build(
         ObjectStoreScheme::Http => {
             // The HTTP store is rooted at the server; the URL's path is our prefix.
             let root = &url[..url::Position::BeforePath];
-            let b = http::HttpBuilder::new().with_url(root);
+            // An `http://` URL is the operator's explicit choice of plain HTTP (the
+            // other schemes name their endpoint elsewhere and opt in with *_ALLOW_HTTP);
+            // without this object_store refuses every request with "BadScheme".
+            let b = http::HttpBuilder::new().with_url(root).with_config(
+                object_store::ClientConfigKey::AllowHttp,
+                (url.scheme() == "http").to_string(),
+            );
             let b = configure(b, options, |b, k: object_store::ClientConfigKey, v| {
                 b.with_config(k, v)
             });
+            // Set last so that no option can turn connection reuse back on: see
+            // `webdav::NO_CONNECTION_REUSE`.
+            let b = b.with_config(
+                object_store::ClientConfigKey::PoolMaxIdlePerHost,
+                super::webdav::NO_CONNECTION_REUSE,
+            );
+            no_multipart = true;
             Arc::new(b.with_retry(retry).build()?)
         }
         other => {
@@ -98,6 +115,7 @@ pub(crate) fn build(
         store,
         prefix: path,
         s3,
+        no_multipart,
     })
 }
 

@@ -70,6 +70,19 @@ pub enum StoreError {
         bound: &'static str,
     },
 
+    /// A file larger than a store without multipart uploads can take in one request.
+    #[error(
+        "{path} is {size} bytes, more than the {limit} bytes per object the store {store} \
+         takes (its HTTP/WebDAV client has no multipart upload, so an object goes up in one \
+         request)\nhelp: use an s3://, gs://, az:// or file:// store for files this large"
+    )]
+    NoMultipart {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+        store: String,
+    },
+
     /// The local file's content changed between hashing and uploading.
     #[error("{path} changed while it was being uploaded")]
     SourceChanged { path: PathBuf },

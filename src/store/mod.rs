@@ -15,6 +15,7 @@ mod download;
 mod error;
 mod staged;
 mod upload;
+mod webdav;
 
 use std::sync::{Arc, Once};
 
@@ -50,6 +51,8 @@ pub struct Store {
     tuning: UploadTuning,
     /// `inner` again when it is S3 (see `staged`).
     s3: Option<Arc<object_store::aws::AmazonS3>>,
+    /// No multipart uploads (`http(s)://`): nothing above the threshold can be stored.
+    no_multipart: bool,
 }
 
 impl Store {
@@ -91,6 +94,7 @@ impl Store {
         })?;
         let mut store = Self::new(built.store, base_url, built.prefix);
         store.s3 = built.s3;
+        store.no_multipart = built.no_multipart;
         Ok(store)
     }
 
@@ -102,6 +106,7 @@ impl Store {
             prefix,
             tuning: UploadTuning::default(),
             s3: None,
+            no_multipart: false,
         }
     }
 

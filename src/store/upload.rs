@@ -18,7 +18,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::digest::READ_CHUNK;
-use super::{hash_file, Digest, Store, StoreError};
+use super::webdav::lost_mkcol_race;
+use super::{hash_file, webdav, Digest, Store, StoreError};
 
 /// Size thresholds for uploads.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +55,8 @@ impl Store {
     /// Put a local file into the content-addressed area unless it is already there.
     pub async fn upload_cas(&self, path: &Path) -> Result<UploadOutcome, StoreError> {
         let (digest, size) = hash_file(path).await?;
+        // Refused before any request: the store could never take it.
+        self.check_single_put(path, size)?;
         let key = self.cas_key(&digest);
         let outcome = |uploaded| UploadOutcome {
             digest,
@@ -139,6 +142,7 @@ impl Store {
             .map_err(StoreError::io(path))?;
         let len = file.metadata().await.map_err(StoreError::io(path))?.len();
         if len > self.tuning.multipart_threshold {
+            self.check_single_put(path, len)?;
             return self.send_multipart(file, path, key, expected).await;
         }
         // Bounded read: a file that grew past the threshold is caught by the digest.
@@ -161,15 +165,45 @@ impl Store {
         payload: PutPayload,
         mode: PutMode,
     ) -> object_store::Result<()> {
+        let mut put = self.put_attempt(key, &payload, &mode).await;
+        // WebDAV (`http://`): a PUT into a missing collection makes object_store create
+        // the parents with MKCOL, and when a concurrent PUT created one first the server
+        // answers 405, which object_store reports as an error. The collections up to that
+        // one now exist, so each further attempt gets at least one level deeper.
+        for _ in 0..key.parts().count() {
+            if !matches!(&put, Err(e) if lost_mkcol_race(e)) {
+                break;
+            }
+            put = self.put_attempt(key, &payload, &mode).await;
+        }
+        put
+    }
+
+    async fn put_attempt(
+        &self,
+        key: &ObjectPath,
+        payload: &PutPayload,
+        mode: &PutMode,
+    ) -> object_store::Result<()> {
         let opts = PutOptions::from(mode.clone());
         match self.inner.put_opts(key, payload.clone(), opts).await {
             // Stores without conditional writes: overwriting a CAS key with the same
             // bytes is harmless, so plain put is an acceptable fallback.
             Err(object_store::Error::NotImplemented { .. }) if matches!(mode, PutMode::Create) => {
-                self.inner.put(key, payload).await.map(drop)
+                self.inner.put(key, payload.clone()).await.map(drop)
             }
             other => other.map(drop),
         }
+    }
+
+    /// A store without multipart uploads takes a file only up to the threshold, the
+    /// most that goes up in one request.
+    fn check_single_put(&self, path: &Path, size: u64) -> Result<(), StoreError> {
+        let limit = self.tuning.multipart_threshold;
+        if self.no_multipart && size > limit {
+            return Err(webdav::too_large(&self.base_url, path, size, limit));
+        }
+        Ok(())
     }
 
     /// Multipart has no create-if-absent mode; for CAS keys overwriting identical

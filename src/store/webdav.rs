@@ -1,0 +1,117 @@
+//! What an `http(s)://` (WebDAV) store needs beyond object_store's HTTP store.
+//!
+//! Three things, each found against a real server (WsgiDAV 4.3.3 on cheroot 11.1.2,
+//! `real_stores::http_on_wsgidav`):
+//!
+//! - **No connection reuse.** WsgiDAV answers a HEAD that fails (the 404 of every
+//!   "is this blob there yet?" check) with an HTML body after the headers
+//!   (mar10/wsgidav#371, open). HTTP forbids a body on a HEAD answer, so the client
+//!   stops reading after the headers and puts the connection back in its pool. When
+//!   the server writes the body late (it is a second write, delayed on a busy
+//!   machine), the next request on that connection reads `<!DOCTYPE ...` as its
+//!   answer and fails with hyper's `Parse(Version)`, a parse error object_store does
+//!   not retry. A fresh connection per request leaves such stray bytes on a
+//!   connection nobody uses again.
+//! - **Concurrent uploads into a new folder.** object_store makes missing parent
+//!   collections with MKCOL; when two uploads race, the slower MKCOL gets 405 (the
+//!   collection exists now) and object_store gives up. [`lost_mkcol_race`] lets the
+//!   upload try again.
+//! - **One request per object.** object_store's HTTP store has no multipart upload, so
+//!   a file above the multipart threshold is refused up front by [`too_large`], with
+//!   the limit named, instead of failing with "not implemented".
+
+use std::path::Path;
+
+use url::Url;
+
+use super::StoreError;
+use crate::redact::Redacted;
+
+/// object_store's `pool_max_idle_per_host` for the HTTP store: keep no idle
+/// connection, so every request gets a fresh one (see the module documentation).
+pub(crate) const NO_CONNECTION_REUSE: &str = "0";
+
+/// Whether an HTTP-store PUT failed only because a parent collection appeared
+/// meanwhile: MKCOL answered 405. Anything else (unreachable, 5xx, 403) is not retried
+/// here, so the store's own retry budget stays the bound on how long a failing PUT
+/// takes.
+pub(crate) fn lost_mkcol_race(err: &object_store::Error) -> bool {
+    let object_store::Error::Generic { store: "HTTP", .. } = err else {
+        return false;
+    };
+    let text = err.to_string();
+    text.contains("MKCOL") && text.contains("405")
+}
+
+/// The error for a `size`-byte file at `path` on a store that takes at most `limit`
+/// bytes per object. The store URL is shown without its password.
+pub(crate) fn too_large(store: &Url, path: &Path, size: u64, limit: u64) -> StoreError {
+    StoreError::NoMultipart {
+        path: path.to_path_buf(),
+        size,
+        limit,
+        store: Redacted(store.as_str()).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env_vars::Env;
+    use crate::store::{Store, UploadTuning};
+
+    /// Nothing listens on port 9: had a request been made (upload_cas asks whether the
+    /// blob exists), it would have failed as unreachable, not with NoMultipart.
+    #[tokio::test]
+    async fn a_file_over_the_limit_is_refused_before_any_request_naming_the_limit() {
+        let store = Store::from_url(
+            "http://dav:s3cret-pw@127.0.0.1:9/dav/bb",
+            &Env::from_pairs(Vec::<(String, String)>::new()),
+        )
+        .unwrap();
+        let limit = UploadTuning::default().multipart_threshold;
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("witness.gz");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(limit + 1)
+            .unwrap();
+        let key = store.key_for_url(store.url_for_relative("runs/t/out/proof").as_str());
+        for err in [
+            store.upload_cas(&big).await.unwrap_err(),
+            store.put_file(&big, &key.unwrap()).await.unwrap_err(),
+        ] {
+            assert!(matches!(err, StoreError::NoMultipart { .. }), "{err:?}");
+            let text = err.to_string();
+            for want in [
+                "witness.gz",
+                "5242881 bytes",
+                "5242880 bytes per object",
+                "s3://",
+            ] {
+                assert!(text.contains(want), "{want:?} missing in: {text}");
+            }
+            assert!(!text.contains("s3cret-pw"), "{text}");
+        }
+        // The worker journals only multipart uploads (to clean up after a crash): none here.
+        assert!(!store.sends_multipart(limit + 1));
+    }
+
+    #[test]
+    fn only_a_405_from_mkcol_on_the_http_store_is_a_lost_race() {
+        let generic = |store, msg: &str| object_store::Error::Generic {
+            store,
+            source: msg.to_owned().into(),
+        };
+        let race = "Error performing MKCOL http://h/dav/runs in 1ms - Server returned \
+                    non-2xx status code: 405 Method Not Allowed";
+        assert!(lost_mkcol_race(&generic("HTTP", race)));
+        assert!(!lost_mkcol_race(&generic("S3", race)));
+        let other = "Error performing PUT http://h/dav/runs/x in 1ms - Server returned \
+                     non-2xx status code: 405 Method Not Allowed";
+        assert!(!lost_mkcol_race(&generic("HTTP", other)));
+        let denied = "Error performing MKCOL http://h/dav/runs in 1ms - Server returned \
+                      non-2xx status code: 403 Forbidden";
+        assert!(!lost_mkcol_race(&generic("HTTP", denied)));
+    }
+}
