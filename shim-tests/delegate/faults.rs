@@ -9,7 +9,7 @@ use super::harness::{
     StoreKind,
 };
 use super::proxy::{FaultProxy, Faults, Hostile, HostileTes};
-use crate::support::testbed::{testbed, Scratch};
+use crate::support::testbed::{testbed, Outcome, Scratch};
 use crate::worker::harness::files_under;
 
 struct Setup {
@@ -40,6 +40,14 @@ impl Setup {
         argv.extend(["-c".into(), testbed().crs_dir.display().to_string()]);
         argv
     }
+
+    /// The client's prove through a [`FaultProxy`] injecting `faults` before the worker.
+    async fn prove_through(&self, faults: Faults) -> (FaultProxy, Outcome) {
+        let proxy = FaultProxy::start(&self.backend.worker.base, faults).await;
+        let mut shim = self.backend.shim_to(&self.scratch, &proxy.url);
+        shim.args(self.argv());
+        (proxy, run_blocking(shim).await)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -49,10 +57,7 @@ async fn a_few_503s_are_retried_and_one_task_runs() {
         unavailable: 3,
         ..Faults::default()
     };
-    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
-    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
-    shim.args(s.argv());
-    let outcome = run_blocking(shim).await;
+    let (proxy, outcome) = s.prove_through(faults).await;
     outcome.assert_code(0, "prove through a flaky backend");
     assert!(s.out().join("proof").exists());
     assert_eq!(
@@ -70,10 +75,7 @@ async fn a_lost_create_response_does_not_create_a_second_task() {
         lose_create_response: 1,
         ..Faults::default()
     };
-    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
-    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
-    shim.args(s.argv());
-    let outcome = run_blocking(shim).await;
+    let (proxy, outcome) = s.prove_through(faults).await;
     outcome.assert_code(0, "prove with a lost create response");
     assert_eq!(proxy.faults.lock().unwrap().lose_create_response, 0);
     assert_eq!(s.backend.tasks().await.len(), 1, "{}", outcome.stderr);
@@ -131,10 +133,7 @@ async fn with_rewritten_result(edit: fn(&std::path::Path, &mut Value)) -> (Setup
         })),
         ..Faults::default()
     };
-    let proxy = FaultProxy::start(&s.backend.worker.base, faults).await;
-    let mut shim = s.backend.shim_to(&s.scratch, &proxy.url);
-    shim.args(s.argv());
-    let outcome = run_blocking(shim).await;
+    let (_proxy, outcome) = s.prove_through(faults).await;
     outcome.assert_code(76, "bad outputs");
     assert!(!s.out().exists(), "nothing written: {:?}", files(&s.out()));
     (s, outcome.stderr)

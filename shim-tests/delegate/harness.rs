@@ -49,8 +49,7 @@ impl Backend {
             testbed().crs_dir.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let env: Vec<(&str, &str)> = store_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let worker = WorkerProc::start_with_env(&args, &env);
+        let worker = WorkerProc::start_with_env(&args, &store_env);
         Self {
             worker,
             _worker_scratch: worker_scratch,

@@ -267,6 +267,15 @@ impl S3Server {
         format!("s3://{}", self.bucket)
     }
 
+    /// `s3://BUCKET/<prefix>` and the shim's own store layer on it (what a worker
+    /// given that URL and [`S3Server::aws_env`] reads and writes).
+    pub fn prefixed_store(&self, prefix: &str) -> (String, bb_remote::store::Store) {
+        let url = format!("{}/{prefix}", self.url());
+        let env = bb_remote::config::Env::from_pairs(self.aws_env());
+        let store = bb_remote::store::Store::from_url(&url, &env).unwrap();
+        (url, store)
+    }
+
     /// The `AWS_*` settings object_store reads (`AmazonS3Builder::from_env`), for
     /// handing to a child process run with [`Scratch::command`].
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {

@@ -6,8 +6,6 @@
 //! does not clean up. The large output comes from the fake bb (a TEST DOUBLE).
 use std::time::{Duration, Instant};
 
-use bb_remote::config::Env;
-use bb_remote::store::Store;
 use bb_remote::tes::types::State;
 use object_store::ObjectStoreExt;
 use serde_json::{json, Value};
@@ -68,16 +66,9 @@ async fn a_kill_mid_upload_to_a_file_store_leaves_staging_the_restart_removes() 
 async fn a_kill_mid_upload_to_s3_leaves_an_upload_the_restart_aborts() {
     let s3 = S3Server::start("bb-crash-upload");
     let scratch = Scratch::new();
-    let store_url = format!("{}/p", s3.url());
-    let aws_env = s3.aws_env();
-    let env: Vec<(&str, &str)> = aws_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut args = vec!["--store".to_owned(), store_url.clone()];
-    args.extend([
-        "--data-dir".into(),
-        scratch.data_dir().display().to_string(),
-    ]);
-    args.extend(["--bb".into(), scratch.fake_bb().display().to_string()]);
-    let store = Store::from_url(&store_url, &Env::from_pairs(env.iter().copied())).unwrap();
+    let (store_url, store) = s3.prefixed_store("p");
+    let env = s3.aws_env();
+    let args = scratch.fake_args_on(&store_url);
     let url = format!("{store_url}/runs/crash/proof");
     let key = store.key_for_url(&url).unwrap();
     let unfinished = || async { store.unfinished_s3_uploads(&key).await.unwrap() };

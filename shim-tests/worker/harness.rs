@@ -73,9 +73,19 @@ impl Scratch {
 
     /// Worker arguments for a fake-bb worker on this scratch space.
     pub fn fake_args(&self) -> Vec<String> {
-        let mut args = self.store_args();
-        args.extend(["--bb".into(), self.fake_bb().display().to_string()]);
-        args
+        self.fake_args_on(&self.store_url())
+    }
+
+    /// [`Scratch::fake_args`] with another store (an S3 server's).
+    pub fn fake_args_on(&self, store_url: &str) -> Vec<String> {
+        vec![
+            "--store".into(),
+            store_url.into(),
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+            "--bb".into(),
+            self.fake_bb().display().to_string(),
+        ]
     }
 
     /// `--store` and `--data-dir` for this scratch space.
@@ -101,15 +111,19 @@ pub struct WorkerProc {
 impl WorkerProc {
     /// Start `bb-remote worker --listen 127.0.0.1:0 <args>`, wait for its address.
     pub fn start(args: &[String]) -> Self {
-        Self::start_with_env(args, &[])
+        Self::start_with_env::<&str, &str>(args, &[])
     }
 
-    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
+    pub fn start_with_env<K, V>(args: &[String], env: &[(K, V)]) -> Self
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
         bb_remote::store::ensure_tls_provider();
         let mut child = Command::new(env!("CARGO_BIN_EXE_bb-remote"))
             .args(["worker", "--listen", "127.0.0.1:0", "--kill-grace", "1"])
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -3,7 +3,6 @@
 //! outputs must be byte-identical to bb run directly (`--disable_zk`: deterministic).
 use std::path::{Path, PathBuf};
 
-use bb_remote::config::Env;
 use bb_remote::store::{Digest, Store};
 use bb_remote::tes::types::State;
 use object_store::path::Path as ObjectPath;
@@ -179,11 +178,8 @@ async fn hashchain_through_a_file_store_matches_bb_directly() {
 async fn hashchain_through_s3_matches_bb_directly() {
     let s3 = S3Server::start("bb-worker");
     let scratch = Scratch::new();
-    let store_url = format!("{}/proofs", s3.url());
-    let aws_env = s3.aws_env();
-    let aws_pairs: Vec<(&str, &str)> = aws_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let worker = WorkerProc::start_with_env(&real_bb_args(&scratch, &store_url), &aws_pairs);
-    let store = Store::from_url(&store_url, &Env::from_pairs(aws_pairs)).unwrap();
+    let (store_url, store) = s3.prefixed_store("proofs");
+    let worker = WorkerProc::start_with_env(&real_bb_args(&scratch, &store_url), &s3.aws_env());
     prove_through_worker(&worker, &store, "runs/s3").await;
     let listed = store
         .object_store()
