@@ -15,7 +15,18 @@ static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
 /// Remember the secrets of this process's configuration (once; later calls are
 /// ignored, as one process serves one configuration).
 pub(crate) fn init(env: &Env) {
-    let _ = SECRETS.set(crate::redact::secrets(env));
+    init_secrets(crate::redact::secrets(env));
+}
+
+/// [`init`] with secrets gathered otherwise (the worker's `--store` and `--token`).
+pub(crate) fn init_secrets(secrets: Vec<String>) {
+    let _ = SECRETS.set(secrets);
+}
+
+/// `text` with the remembered secrets masked, for text that leaves the process other
+/// than through stderr (a task's system log, which clients read).
+pub(crate) fn mask(text: &str) -> String {
+    scrubbed(text)
 }
 
 fn scrubbed(text: &str) -> String {

@@ -75,13 +75,20 @@ pub(crate) fn shown_value(name: &str, value: &str) -> String {
 /// The secrets in this configuration (tokens, URL passwords), for scrubbing text the
 /// shim did not format itself (errors of libraries that print a request URL).
 pub(crate) fn secrets(env: &Env) -> Vec<String> {
-    let mut out: Vec<String> = [v::TOKEN, v::WORKER_TOKEN]
-        .iter()
-        .filter_map(|name| env.get(name))
-        .map(str::to_owned)
-        .collect();
-    for name in [v::BACKEND, v::STORE] {
-        let Some(url) = env.get(name).and_then(|s| url::Url::parse(s).ok()) else {
+    let tokens = [v::TOKEN, v::WORKER_TOKEN].map(|name| env.get(name));
+    let urls = [v::BACKEND, v::STORE].map(|name| env.get(name));
+    secrets_of(tokens.into_iter().flatten(), urls.into_iter().flatten())
+}
+
+/// The secrets of these tokens and URLs (their passwords and query values), longest
+/// first: what [`scrub`] masks. The worker's come from its flags, not only the env.
+pub(crate) fn secrets_of<'a>(
+    tokens: impl IntoIterator<Item = &'a str>,
+    urls: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut out: Vec<String> = tokens.into_iter().map(str::to_owned).collect();
+    for text in urls {
+        let Ok(url) = url::Url::parse(text) else {
             continue;
         };
         if let Some(pw) = url.password() {

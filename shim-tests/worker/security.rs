@@ -103,3 +103,27 @@ async fn confinement_stops_a_bb_that_ignores_its_argv() {
         "{open}"
     );
 }
+
+/// A store URL with a password (a WebDAV store takes it in the URL). The store library
+/// quotes request URLs in its errors; the worker logs them and puts them in the task's
+/// system log, which every client holding the token reads. Neither shows the password.
+#[tokio::test]
+async fn a_store_password_never_reaches_the_log_or_a_system_log() {
+    let scratch = Scratch::new();
+    // Plain http:// is refused by the store client, so the upload fails at once.
+    let store = "http://prover:hunter2@127.0.0.1:9/bb/";
+    let worker = WorkerProc::start(&scratch.fake_args_on(store));
+    let mut task = super::harness::fake_task(&["write", "/work/out/file", "proof"]);
+    task["outputs"] = json!([
+        { "url": format!("{store}runs/1/file"), "path": "/work/out/file", "type": "FILE" }
+    ]);
+    let id = worker.create(&task).await;
+    let done = worker.wait_terminal(&id).await;
+    assert_eq!(done.state, Some(State::SystemError), "{done:#?}");
+    let system_logs = done.logs[0].system_logs.join("\n");
+    assert!(system_logs.contains("uploading output"), "{system_logs}");
+    assert!(!system_logs.contains("hunter2"), "{system_logs}");
+    let log = worker.log();
+    assert!(log.contains("system error"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}

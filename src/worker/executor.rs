@@ -92,6 +92,7 @@ async fn run_task(
     let state = match execute(worker, &task, sandbox, stop, &mut log).await {
         Ok(state) => state,
         Err(message) => {
+            let message = crate::diag::mask(&message);
             tracing::warn!(task = %id, "system error: {message}");
             log.system_logs.push(message);
             State::SystemError

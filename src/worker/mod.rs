@@ -138,6 +138,12 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let env = Env::from_process();
     let token = args.token.clone().filter(|t| !t.is_empty());
     auth::check_listen(&args.listen, token.as_deref())?;
+    // Library errors quote request URLs with their password: every log line, and every
+    // system log a client reads, is masked of the store URL's and the token's secrets.
+    crate::diag::init_secrets(crate::redact::secrets_of(
+        token.as_deref(),
+        [args.store.as_str()],
+    ));
     let capacity = check_limits(&args)?;
     if !args.no_confine {
         confine::probe()?;
