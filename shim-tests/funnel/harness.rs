@@ -209,6 +209,9 @@ FTPStorage:
             .env("FUNNEL_TEST_BB_PATH", IMAGE_BB)
             .env("FUNNEL_TEST_CRS", &tb.crs_dir)
             .env("FUNNEL_TEST_STATE", dir.path().join("driver"))
+            // As the README recommends: Funnel then skips its `docker version` call
+            // before every executor.
+            .env("DOCKER_API_VERSION", "1.41")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

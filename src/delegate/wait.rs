@@ -49,17 +49,21 @@ pub(crate) async fn until_terminal(
 ) -> Result<State, Error> {
     let deadline = started + timeout;
     let mut last = None;
+    let mut polls = 0u32;
     loop {
         let polled = tokio::select! {
             polled = client.get_task(id, View::Minimal) => polled,
             signal = signals.next() => return Err(Error::Interrupted(signal)),
         };
         let state = polled?.state.unwrap_or_default();
+        polls += 1;
         if last != Some(state) {
             crate::diag::note(&format_args!(
                 "task {id} {state} after {:.1}s",
                 started.elapsed().as_secs_f64()
             ));
+            // With a timestamp and the poll count, for benchmarks (scripts/bench-funnel).
+            tracing::debug!(%state, polls, "task state seen");
             last = Some(state);
         }
         if state.is_terminal() {
