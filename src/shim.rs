@@ -14,8 +14,10 @@
 //! bb without parsing it, so passthrough costs next to nothing.
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::config::{Env, Fallback, MissPolicy, Settings};
@@ -28,10 +30,22 @@ use crate::record::recorder::{self, Recording};
 use crate::record::replay::{self, ReplayFailure, ReplayTransport};
 use crate::{diag, env_vars, native};
 
+/// When `main` began: the phase timings at debug level (`scripts/bench --only phases`)
+/// count from here, so the process's start and exit are what the wall clock adds.
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
 pub fn main() -> ExitCode {
+    STARTED.get_or_init(Instant::now);
     let env = Env::from_process();
     let argv: Vec<OsString> = std::env::args_os().collect();
-    ExitCode::from(run(&env, &argv))
+    let code = run(&env, &argv);
+    tracing::debug!(ms = since_main(), "shim main to exit");
+    ExitCode::from(code)
+}
+
+/// Milliseconds since `main` began.
+fn since_main() -> f64 {
+    STARTED.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0
 }
 
 /// The shim's whole behaviour for one invocation; returns the exit code.
@@ -97,12 +111,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     delegate::runtime().map_err(|e| Error::local_io("starting the async runtime", e))
 }
 
+/// Run `work` to the end on a fresh runtime, then shut the runtime down without
+/// joining its blocking-pool threads. Why: dropping a runtime waits for every such
+/// thread (each `tokio::fs` call may have started one) to be scheduled and exit, a
+/// few ms per invocation on a busy 2-core machine. Nothing of ours is left there:
+/// every file operation was awaited inside `work`, and the process exits next.
+fn block_on<F: Future>(work: F) -> Result<F::Output, Error> {
+    tracing::debug!(
+        ms = since_main(),
+        "main to runtime start: settings, parse, route, inputs checked"
+    );
+    let runtime = runtime()?;
+    let output = runtime.block_on(work);
+    let began = Instant::now();
+    runtime.shutdown_background();
+    tracing::debug!(
+        ms = began.elapsed().as_secs_f64() * 1000.0,
+        "runtime shut down"
+    );
+    Ok(output)
+}
+
 fn delegated(settings: &Settings, env: &Env, prepared: &Prepared) -> Result<Next, Error> {
-    let outcome = runtime()?.block_on(async {
+    let outcome = block_on(async {
         let mut transport =
             delegate::tes_transport(settings, env, &prepared.plan, &prepared.present)?;
         delegate::drive(&mut transport, prepared, settings.timeout).await
-    });
+    })?;
     match outcome {
         Ok(result) => Ok(Next::Exit(delegate::write_streams(&result))),
         Err(err) => fall_back(settings, err).map(|()| Next::Native),
@@ -173,11 +208,11 @@ fn replay(
     args: &[OsString],
 ) -> Result<Next, Error> {
     let mut transport = ReplayTransport::new(FixtureDir::new(dir));
-    let outcome = runtime()?.block_on(delegate::drive(
+    let outcome = block_on(delegate::drive(
         &mut transport,
         &chosen.prepared,
         settings.timeout,
-    ));
+    ))?;
     let miss = match (outcome, transport.failure.take()) {
         (Ok(result), _) => return Ok(Next::Exit(delegate::write_streams(&result))),
         (Err(_), Some(ReplayFailure::Invalid(err))) => {

@@ -226,6 +226,7 @@ pub(crate) fn tes_transport(
     plan: &Plan,
     present: &[(usize, PathBuf)],
 ) -> Result<TesTransport, Error> {
+    let began = std::time::Instant::now();
     let backend = settings
         .backend
         .as_ref()
@@ -245,6 +246,10 @@ pub(crate) fn tes_transport(
     let store = Store::from_url(store_url.as_str(), env)?;
     let resources = resources::for_plan(settings, plan, present);
     let executor_env = settings.remote_side.executor_env(env)?;
+    tracing::debug!(
+        ms = began.elapsed().as_secs_f64() * 1000.0,
+        "store and TES clients built"
+    );
     Ok(TesTransport {
         client,
         store,

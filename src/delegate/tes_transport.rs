@@ -299,7 +299,7 @@ impl TesTransport {
                 (TAG_KEY.to_owned(), job.key.clone()),
                 (TAG_IMAGE.to_owned(), self.image.clone()),
             ],
-            view: View::Basic,
+            view: lookup_view(reuse_live),
             ..ListQuery::default()
         };
         let mut kept = 0;
@@ -342,7 +342,31 @@ impl TesTransport {
     }
 }
 
+/// The view a lookup lists tasks in. Looking for a live task (the first lookup, before
+/// this invocation created anything, so no task can carry its attempt tag) needs only
+/// each task's id and state: MINIMAL. Why: every earlier run of the same invocation
+/// stays listed under its key, and their BASIC views (inputs, outputs, tags) made the
+/// list grow by a few kB per run. A lookup for our own lost create reads the tags.
+fn lookup_view(reuse_live: bool) -> View {
+    if reuse_live {
+        View::Minimal
+    } else {
+        View::Basic
+    }
+}
+
 /// Milliseconds since `since`, for the phase timings at debug level.
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lookup_for_our_own_create_lists_tags() {
+        assert_eq!(lookup_view(true), View::Minimal);
+        assert_eq!(lookup_view(false), View::Basic);
+    }
 }
