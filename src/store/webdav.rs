@@ -56,6 +56,9 @@ pub(crate) fn too_large(store: &Url, path: &Path, size: u64, limit: u64) -> Stor
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use super::*;
     use crate::env_vars::Env;
     use crate::store::{Store, UploadTuning};
@@ -95,6 +98,90 @@ mod tests {
         }
         // The worker journals only multipart uploads (to clean up after a crash): none here.
         assert!(!store.sends_multipart(limit + 1));
+    }
+
+    /// TEST DOUBLE of WsgiDAV's answer to a HEAD that fails, with the timing a busy
+    /// machine gives it: the 404's headers at once, its (forbidden) body only when the
+    /// next request arrives on the same connection. Every other request gets 201.
+    /// Returns the URL and the count of stray bodies sent.
+    async fn late_head_body_server() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        const BODY: &[u8] = b"<!DOCTYPE html>404";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/dav", listener.local_addr().unwrap());
+        let strays = Arc::new(AtomicUsize::new(0));
+        let counter = strays.clone();
+        // Ends with the test's runtime; each connection serves at most 16 requests.
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = conn.into_split();
+                    let mut read = BufReader::new(read);
+                    let mut owed = false;
+                    for _ in 0..16 {
+                        let (mut method, mut length, mut line) = (String::new(), 0, String::new());
+                        loop {
+                            line.clear();
+                            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let line = line.trim_end();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if method.is_empty() {
+                                method = line.split(' ').next().unwrap_or("").to_owned();
+                            }
+                            if let Some((name, value)) = line.split_once(':') {
+                                if name.eq_ignore_ascii_case("content-length") {
+                                    length = value.trim().parse().unwrap_or(0);
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        read.read_exact(&mut body).await.unwrap();
+                        if owed {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            write.write_all(BODY).await.unwrap();
+                            owed = false;
+                        }
+                        let answer = if method == "HEAD" {
+                            owed = true;
+                            format!(
+                                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+                                BODY.len()
+                            )
+                        } else {
+                            "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n".to_owned()
+                        };
+                        write.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (url, strays)
+    }
+
+    /// Each request on its own connection: the late body of a failed HEAD never becomes
+    /// the answer to the upload that follows it (with connections reused, this upload
+    /// fails with hyper's `Parse(Version)`).
+    #[tokio::test]
+    async fn a_late_body_after_a_failed_head_cannot_spoil_the_next_request() {
+        let (url, strays) = late_head_body_server().await;
+        let store =
+            Store::from_url(&url, &Env::from_pairs(Vec::<(String, String)>::new())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..3 {
+            let file = dir.path().join(format!("input{i}"));
+            std::fs::write(&file, format!("input {i}")).unwrap();
+            let out = store.upload_cas(&file).await;
+            assert!(
+                out.as_ref().is_ok_and(|o| o.uploaded),
+                "upload {i}: {out:?}"
+            );
+        }
+        assert_eq!(strays.load(Ordering::SeqCst), 0, "a connection was reused");
     }
 
     #[test]
