@@ -17,6 +17,7 @@ pub(crate) mod native_child;
 pub(crate) mod parts;
 mod record;
 pub(crate) mod server;
+mod socket;
 
 use std::ffi::OsString;
 

@@ -22,7 +22,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::BufReader;
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
@@ -31,6 +30,7 @@ use tokio::task::JoinSet;
 use super::delegate::{Answer, Delegator};
 use super::frame::{self, Envelope};
 use super::native_child::{NativeChild, PrivateDir};
+use super::socket::{self, WriteHalf};
 use crate::config::{Env, Settings};
 
 /// Socket reads go through a buffer this big: a small frame (prefix and body) is one
@@ -213,11 +213,13 @@ impl Server {
 /// every answer owed has been read back: closing it early kills bb with SIGPIPE) and
 /// the answers as they arrive.
 struct Upstream {
-    write: OwnedWriteHalf,
+    write: WriteHalf,
 }
 
 async fn connection(server: Arc<Server>, stream: UnixStream) {
-    let (read, write) = stream.into_split();
+    let Ok((read, write)) = socket::split(stream) else {
+        return;
+    };
     let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let (owed_tx, owed_rx) = mpsc::unbounded_channel();
     let (relayed_tx, relayed_rx) = mpsc::unbounded_channel();
@@ -290,7 +292,8 @@ async fn relay(
             .connect()
             .await
             .map_err(|e| format!("bb-remote: connecting to the native bb: {e}"))?;
-        let (read, write) = stream.into_split();
+        let (read, write) = socket::split(stream)
+            .map_err(|e| format!("bb-remote: connecting to the native bb: {e}"))?;
         let mut read = BufReader::with_capacity(READ_BUFFER, read);
         let relayed = relayed.clone();
         tokio::task::spawn_local(async move {
@@ -318,7 +321,7 @@ fn ready(answer: Vec<u8>) -> oneshot::Receiver<Vec<u8>> {
 /// (and dropping) the child's answers, so the child never writes to a closed socket.
 async fn write_answers(
     server: Arc<Server>,
-    mut client: OwnedWriteHalf,
+    mut client: WriteHalf,
     mut owed: mpsc::UnboundedReceiver<Owed>,
     mut relayed: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
