@@ -110,7 +110,8 @@ async fn confinement_stops_a_bb_that_ignores_its_argv() {
 #[tokio::test]
 async fn a_store_password_never_reaches_the_log_or_a_system_log() {
     let scratch = Scratch::new();
-    // Plain http:// is refused by the store client, so the upload fails at once.
+    // Nothing listens on the discard port: the upload fails after a few quick retries,
+    // and the store client's error quotes the PUT URL, password included.
     let store = "http://prover:hunter2@127.0.0.1:9/bb/";
     let worker = WorkerProc::start(&scratch.fake_args_on(store));
     let mut task = super::harness::fake_task(&["write", "/work/out/file", "proof"]);
