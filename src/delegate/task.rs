@@ -54,7 +54,8 @@ pub(crate) enum Engine {
     Generic,
 }
 
-/// Runs bb (`"$@"` after two directory arguments), then records its exit code and
+/// Runs bb (`"$@"` after the output directory, the meta directory and the file for
+/// bb's stdout, empty when the engine keeps it), then records its exit code and
 /// the SHA-256 of every file in the output directory, and exits 0 so that every
 /// engine uploads the outputs and the streams even when bb failed. Needs `sh`,
 /// `find` and `sha256sum` in the image (the stock barretenberg image has them).
@@ -62,9 +63,13 @@ pub(crate) enum Engine {
 /// dies of a signal, say) go to `wrapper.err` beside it. The subshell matters: a
 /// redirection on a plain command is still in force while the shell waits for it,
 /// so the shell would print its message into bb's stderr.
-const WRAPPER: &str = r#"out=$1 meta=$2; shift 2
+/// An answer on stdout that is an output (`msgpack run`) is written by bb itself,
+/// not by the engine: an engine copies the container's stdout into its file from a
+/// pipe (Funnel: a goroutine) and may not have written it yet when the manifest is
+/// made (seen: the digest of an empty file, under load).
+const WRAPPER: &str = r#"out=$1 meta=$2 stdout=$3; shift 3
 exec 3>&2 2>"$meta/wrapper.err"
-(exec "$@" 2>&3 3>&-)
+if [ -n "$stdout" ]; then (exec "$@" >"$stdout" 2>&3 3>&-); else (exec "$@" 2>&3 3>&-); fi
 rc=$?
 exec 3>&-
 if [ -d "$out" ]; then
@@ -199,8 +204,14 @@ pub(crate) fn build_task(
         bb_argv.extend(["-c".to_owned(), crs.clone()]);
     }
     bb_argv.extend(rendered);
-    let command = match spec.engine {
-        Engine::ReferenceWorker => bb_argv,
+    // A command that answers on stdout (`msgpack run`) gets it as an output file.
+    let stdout_output = plan
+        .stdout_file
+        .as_ref()
+        .map(|name| format!("{}/{name}", layout.out_dir));
+    let meta_stdout = format!("{META_DIR}/stdout");
+    let (command, stdout) = match spec.engine {
+        Engine::ReferenceWorker => (bb_argv, stdout_output.unwrap_or(meta_stdout)),
         Engine::Generic => {
             let mut wrapped = vec![
                 "/bin/sh".to_owned(),
@@ -209,9 +220,10 @@ pub(crate) fn build_task(
                 "bb-remote".to_owned(),
                 layout.out_dir.clone(),
                 META_DIR.to_owned(),
+                stdout_output.unwrap_or_default(),
             ];
             wrapped.extend(bb_argv);
-            wrapped
+            (wrapped, meta_stdout)
         }
     };
     let run_url = |what: &str| {
@@ -233,11 +245,7 @@ pub(crate) fn build_task(
         image: spec.image.to_owned(),
         command,
         workdir: Some(layout.workdir),
-        // A command that answers on stdout (`msgpack run`) gets it as an output file.
-        stdout: Some(match &plan.stdout_file {
-            Some(name) => format!("{}/{name}", layout.out_dir),
-            None => format!("{META_DIR}/stdout"),
-        }),
+        stdout: Some(stdout),
         stderr: Some(format!("{META_DIR}/stderr")),
         env: spec.env.clone(),
         ..Executor::default()
@@ -471,6 +479,7 @@ mod tests {
             [
                 "/home/me/out",
                 META_DIR,
+                "",
                 "/usr/src/barretenberg/cpp/build/bin/bb",
                 "prove",
                 "-c",
@@ -507,6 +516,7 @@ mod tests {
             lit(ASSEMBLED_REQUEST),
         ];
         plan.assemble = Some(ASSEMBLED_REQUEST.into());
+        plan.stdout_file = Some("response.msgpack".into());
         let job = job_of(&plan);
         let store = Store::from_url("file:///srv/store", &Env::default()).unwrap();
         let side = RemoteSide {
@@ -527,6 +537,23 @@ mod tests {
             );
             assert_eq!(cat.stdout.as_deref(), Some(ASSEMBLED_REQUEST));
             assert_eq!(task.volumes, ["/bb-remote/req"]);
+            // The answer on stdout is an output: on a generic engine bb writes it
+            // itself, before the wrapper's manifest (not the engine, after it).
+            let (engine_stdout, wrapper_stdout) = match engine {
+                Engine::ReferenceWorker => ("/bb-remote/out/response.msgpack", None),
+                Engine::Generic => (
+                    "/bb-remote/meta/stdout",
+                    Some("/bb-remote/out/response.msgpack"),
+                ),
+            };
+            assert_eq!(task.executors[1].stdout.as_deref(), Some(engine_stdout));
+            let command = &task.executors[1].command;
+            let wrapped = command[0] == "/bin/sh";
+            assert_eq!(
+                wrapped.then(|| command[6].as_str()),
+                wrapper_stdout,
+                "{engine:?}"
+            );
             let bb = &task.executors[1].command;
             let at = bb.iter().position(|a| a == "bb").unwrap();
             assert_eq!(
@@ -543,6 +570,39 @@ mod tests {
                 "{engine:?}: -c before the subcommand, where bb 5 takes it"
             );
         }
+    }
+
+    /// The wrapper run by a real `sh`: an answer on stdout lands in the output
+    /// directory before the manifest is made, so the manifest holds its digest (the
+    /// engine's copy of the container's stdout may come later).
+    #[test]
+    fn the_wrapper_writes_an_answer_on_stdout_before_its_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, meta) = (dir.path().join("out"), dir.path().join("meta"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&meta).unwrap();
+        let answer = out.join("response.msgpack");
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", WRAPPER, "bb-remote"])
+            .args([&out, &meta, &answer])
+            .args(["printf", "the answer"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read(&answer).unwrap(), b"the answer");
+        let manifest = std::fs::read_to_string(meta.join("sha256sums")).unwrap();
+        assert_eq!(
+            manifest.trim(),
+            format!(
+                "{}  ./response.msgpack",
+                Digest::of_bytes(b"the answer").hex()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(meta.join("exit_code")).unwrap(),
+            "0\n"
+        );
     }
 
     #[test]
