@@ -59,10 +59,22 @@ pub(crate) struct UploadStats {
 /// A place that can run bb jobs.
 pub(crate) trait Transport {
     /// Hash the files and make them available to the backend; one digest per file.
+    /// The default, for a transport that runs nothing remotely (replay, an answer the
+    /// native bb gave): hash each file, upload nothing.
     async fn stage_inputs(
         &mut self,
         files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error>;
+    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
+        let mut staged = Vec::with_capacity(files.len());
+        let mut stats = UploadStats::default();
+        for file in files {
+            let (digest, size) = crate::store::hash_file(file).await?;
+            stats.files += 1;
+            stats.bytes += size;
+            staged.push((digest, size));
+        }
+        Ok((staged, stats))
+    }
 
     /// Run the job to its end (waiting, cancelling on a signal or timeout).
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error>;

@@ -15,13 +15,12 @@ use std::time::Instant;
 use super::frame;
 use crate::config::Env;
 use crate::delegate::execute_plan;
-use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
+use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport};
 use crate::diag;
 use crate::error::Error;
 use crate::record::format::{FixtureDir, Mode};
 use crate::record::plan::Chosen;
 use crate::record::recorder::{native_version, save_driven, Ran, Recording};
-use crate::record::replay::hash_local;
 use crate::route::Plan;
 use crate::store::Digest;
 
@@ -99,13 +98,6 @@ struct Answered {
 }
 
 impl Transport for Answered {
-    async fn stage_inputs(
-        &mut self,
-        files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
-        hash_local(files).await
-    }
-
     async fn execute(&mut self, _job: &Job<'_>) -> Result<RemoteResult, Error> {
         Ok(RemoteResult {
             exit_code: 0,

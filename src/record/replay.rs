@@ -6,12 +6,12 @@
 //! the outputs from `blobs/`; the delegation's shared writer puts them in place
 //! (temporary file, digest check, rename). A miss or an unusable fixture is kept in
 //! [`ReplayTransport::failure`] so the caller can map it to exit 66 or 65.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::format::{FixtureDir, FormatError, Record};
-use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
+use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport};
 use crate::error::Error;
-use crate::store::{hash_file, Digest};
+use crate::store::Digest;
 
 /// Why replay could not answer.
 #[derive(Debug)]
@@ -73,13 +73,6 @@ impl ReplayTransport {
 }
 
 impl Transport for ReplayTransport {
-    async fn stage_inputs(
-        &mut self,
-        files: &[PathBuf],
-    ) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
-        hash_local(files).await
-    }
-
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error> {
         let record = match self.dir.get_record(&job.key) {
             Ok(Some(record)) => record,
@@ -106,21 +99,6 @@ impl Transport for ReplayTransport {
             .map(drop)
             .map_err(|e| Error::local_io(format!("copying fixture blob {}", output.location), e))
     }
-}
-
-/// Staging for a transport that runs nothing remotely: hash each file, upload nothing.
-pub(crate) async fn hash_local(
-    files: &[PathBuf],
-) -> Result<(Vec<(Digest, u64)>, UploadStats), Error> {
-    let mut staged = Vec::with_capacity(files.len());
-    let mut stats = UploadStats::default();
-    for file in files {
-        let (digest, size) = hash_file(file).await?;
-        stats.files += 1;
-        stats.bytes += size;
-        staged.push((digest, size));
-    }
-    Ok((staged, stats))
 }
 
 /// The recorded invocation of the same command closest to `job` (most inputs with
