@@ -54,8 +54,15 @@ pub struct UploadOutcome {
 impl Store {
     /// Put a local file into the content-addressed area unless it is already there.
     pub async fn upload_cas(&self, path: &Path) -> Result<UploadOutcome, StoreError> {
+        if self.no_multipart {
+            // Refused before hashing and before any request: the store could never
+            // take it. (Checked again on the hashed size: the file may have grown.)
+            let len = tokio::fs::metadata(path)
+                .await
+                .map_err(StoreError::io(path))?;
+            self.check_single_put(path, len.len())?;
+        }
         let (digest, size) = hash_file(path).await?;
-        // Refused before any request: the store could never take it.
         self.check_single_put(path, size)?;
         let key = self.cas_key(&digest);
         let outcome = |uploaded| UploadOutcome {
