@@ -5,6 +5,7 @@ mod config;
 mod faults;
 pub mod harness;
 mod legacy;
+mod long_poll;
 mod modern;
 mod proxy;
 mod sharing;

@@ -22,6 +22,11 @@ pub struct Faults {
     pub rewrite_full: Option<Rewrite>,
     /// Requests received (all kinds), for assertions.
     pub seen: usize,
+    /// Pass `Prefer` to the worker and `Preference-Applied` back (long polls). Off, the
+    /// proxy is a backend that ignores `Prefer`, as most TES engines do.
+    pub forward_prefer: bool,
+    /// `GET /tasks/{id}` requests received (the shim's waiting), for assertions.
+    pub task_reads: usize,
 }
 
 pub struct FaultProxy {
@@ -69,9 +74,13 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let is_create = method == Method::POST && uri.path().ends_with("/tasks");
+    let is_task_read = method == Method::GET && uri.path().contains("/tasks/");
+    let forward_prefer;
     {
         let mut faults = shared.faults.lock().unwrap();
         faults.seen += 1;
+        faults.task_reads += usize::from(is_task_read);
+        forward_prefer = faults.forward_prefer;
         if faults.unavailable > 0 {
             faults.unavailable -= 1;
             return (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response();
@@ -88,8 +97,17 @@ async fn forward(
     if let Some(auth) = headers.get("authorization") {
         request = request.header("authorization", auth.to_str().unwrap());
     }
+    let prefer = headers.get("prefer").filter(|_| forward_prefer);
+    if let Some(prefer) = prefer {
+        request = request.header("prefer", prefer.to_str().unwrap());
+    }
     let reply = request.send().await.unwrap();
     let status = StatusCode::from_u16(reply.status().as_u16()).unwrap();
+    let applied = reply
+        .headers()
+        .get("preference-applied")
+        .filter(|_| forward_prefer)
+        .map(|v| v.to_str().unwrap().to_owned());
     let bytes = reply.bytes().await.unwrap();
     let mut faults = shared.faults.lock().unwrap();
     if is_create && faults.lose_create_response > 0 {
@@ -111,7 +129,12 @@ async fn forward(
             }
         }
     }
-    (status, bytes).into_response()
+    let mut response = (status, bytes).into_response();
+    if let Some(applied) = applied {
+        let value = axum::http::HeaderValue::from_str(&applied).unwrap();
+        response.headers_mut().insert("preference-applied", value);
+    }
+    response
 }
 
 /// TEST DOUBLE: a hostile TES backend (no real server misbehaves on demand). Every

@@ -5,6 +5,7 @@ mod crash_upload;
 mod enospc;
 pub(crate) mod harness;
 mod lifecycle;
+pub(crate) mod long_poll;
 mod proving;
 mod retention;
 mod security;

@@ -176,6 +176,34 @@ impl TesClient {
         self.get_json(&url, "get task").await
     }
 
+    /// `GET /tasks/{id}?view=...` with `Prefer: wait=<wait>` (RFC 7240, see
+    /// [`super::prefer`]): a backend that honours it answers when the task's state
+    /// changes, it ends, or `wait` passes. Returns the task and the wait the backend
+    /// says it applied (`Preference-Applied`), `None` from one that ignores the header
+    /// and answered at once. This request's deadline is `wait` plus the usual one.
+    /// A `wait` under a second asks for none (the header counts whole seconds).
+    pub async fn get_task_waiting(
+        &self,
+        id: &str,
+        view: View,
+        wait: Duration,
+    ) -> Result<(Task, Option<Duration>), TesError> {
+        let mut url = self.url(&["tasks", id]);
+        url.query_pairs_mut().append_pair("view", view_name(view));
+        let secs = wait.as_secs();
+        let wait = (secs > 0).then(|| Wait {
+            header: super::prefer::wait_value(secs),
+            timeout: self.request_timeout + Duration::from_secs(secs),
+        });
+        retry(&self.retry, "get task", || async {
+            let reply = self
+                .exchange(Method::GET, &url, None, wait.as_ref())
+                .await?;
+            Ok((decode(&url, &reply.body)?, reply.wait_applied))
+        })
+        .await
+    }
+
     /// `GET /tasks` with filters; one page.
     pub async fn list_tasks(&self, query: &ListQuery) -> Result<ListTasksResponse, TesError> {
         let mut url = self.url(&["tasks"]);
@@ -285,11 +313,25 @@ impl TesClient {
         url: &Url,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, TesError> {
+        Ok(self.exchange(method, url, body, None).await?.body)
+    }
+
+    /// [`TesClient::send`], optionally asking the backend to hold the answer (`wait`).
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<Vec<u8>>,
+        wait: Option<&Wait>,
+    ) -> Result<Reply, TesError> {
         let mut req = self
             .http
             .request(method, url.clone())
-            .timeout(self.request_timeout)
+            .timeout(wait.map_or(self.request_timeout, |w| w.timeout))
             .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(wait) = wait {
+            req = req.header(super::prefer::PREFER, &wait.header);
+        }
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -315,10 +357,20 @@ impl TesClient {
             {
                 return Err(too_large());
             }
+            let wait_applied = super::prefer::wait_secs(
+                resp.headers()
+                    .get_all(super::prefer::PREFERENCE_APPLIED)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            )
+            .map(Duration::from_secs);
             let (body, complete) = read_at_most(&mut resp, MAX_JSON_BODY)
                 .await
                 .map_err(transport)?;
-            return if complete { Ok(body) } else { Err(too_large()) };
+            return match complete {
+                true => Ok(Reply { body, wait_applied }),
+                false => Err(too_large()),
+            };
         }
         // The explanation only: a broken or endless error body is cut, not an error.
         let body = read_at_most(&mut resp, MAX_ERROR_BODY)
@@ -340,6 +392,18 @@ impl TesClient {
             })
         }
     }
+}
+
+/// A long poll's `Prefer` value and the deadline of its request.
+struct Wait {
+    header: String,
+    timeout: Duration,
+}
+
+/// A successful answer: its body and the `Preference-Applied` wait, if any.
+struct Reply {
+    body: Vec<u8>,
+    wait_applied: Option<Duration>,
 }
 
 /// Up to `limit` bytes of the body, chunk by chunk; `false` when more was coming

@@ -4,8 +4,10 @@
 //! - [`types`]: the schema's JSON types, shared by client and worker.
 //! - [`client`]: the HTTP client (per-request deadlines, bounded replies and pages,
 //!   typed errors in [`error`], bounded retries in [`retry`]).
+//! - [`prefer`]: `Prefer: wait=N`, the long poll a backend may honour.
 pub mod client;
 pub(crate) mod error;
+pub mod prefer;
 pub mod retry;
 pub mod types;
 

@@ -5,23 +5,25 @@
 //! here, so a body over the limit or malformed JSON gets that message rather than a
 //! framework default.
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State as AxumState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 
 use super::auth;
 use super::db::ListFilter;
 use super::service::{CreateError, Worker};
+use super::waits::Waits;
 use crate::tes::types::{
     CreateTaskResponse, ListTasksResponse, Organization, ServiceInfo, ServiceType, State, Task,
     View,
 };
-use crate::tes::BASE_PATH;
+use crate::tes::{prefer, BASE_PATH};
 
 /// TES v1.1 defaults for ListTasks.
 const DEFAULT_PAGE_SIZE: usize = 256;
@@ -63,7 +65,12 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// All routes, with the token check and the body limit applied.
-pub(crate) fn router(worker: Shared, token: Option<String>, max_body: usize) -> Router {
+pub(crate) fn router(
+    worker: Shared,
+    waits: Arc<Waits>,
+    token: Option<String>,
+    max_body: usize,
+) -> Router {
     let tes = Router::new()
         .route(
             "/service-info",
@@ -90,6 +97,7 @@ pub(crate) fn router(worker: Shared, token: Option<String>, max_body: usize) -> 
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(waits))
         .with_state(worker)
 }
 
@@ -157,11 +165,15 @@ async fn create_task(
     }
 }
 
+/// `GET /tasks/{id}`; with `Prefer: wait=N` the answer is held until the task's state
+/// changes, it ends, or the wait granted passes (see `waits`).
 async fn get_task(
     AxumState(worker): AxumState<Shared>,
+    Extension(waits): Extension<Arc<Waits>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Task>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut view = View::default();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match name.as_ref() {
@@ -169,10 +181,39 @@ async fn get_task(
             other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
         }
     }
-    let lookup = id.clone();
+    let asked = prefer::wait_secs(
+        headers
+            .get_all(prefer::PREFER)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    // Before the first read, so a change right after it still ends the wait.
+    let mut held = asked.and_then(|secs| waits.begin(&id, Duration::from_secs(secs)));
+    let mut task = read_task(&worker, &id).await?;
+    if let Some(held) = held.as_mut() {
+        let first = task.state;
+        while !first.is_some_and(State::is_terminal)
+            && task.state == first
+            && held.next_change().await
+        {
+            task = read_task(&worker, &id).await?;
+        }
+    }
+    let mut response = Json(apply_view(task, view)).into_response();
+    if let Some(held) = held {
+        let applied = prefer::wait_value(held.granted.as_secs());
+        response.headers_mut().insert(
+            prefer::PREFERENCE_APPLIED,
+            HeaderValue::try_from(applied).expect("digits are a valid header value"),
+        );
+    }
+    Ok(response)
+}
+
+async fn read_task(worker: &Worker, id: &str) -> Result<Task, ApiError> {
+    let lookup = id.to_owned();
     let task = worker.with_db(move |db| db.get(&lookup)).await?;
-    let task = task.ok_or_else(|| not_found(&id))?;
-    Ok(Json(apply_view(task, view)))
+    task.ok_or_else(|| not_found(id))
 }
 
 /// `POST /tasks/{id}:cancel` (the `:cancel` is part of the last path segment).
@@ -268,13 +309,19 @@ async fn list_tasks(
     }))
 }
 
-async fn metrics(AxumState(worker): AxumState<Shared>) -> Response {
+async fn metrics(
+    AxumState(worker): AxumState<Shared>,
+    Extension(waits): Extension<Arc<Waits>>,
+) -> Response {
     let (queued, running) = worker.admission.counts();
     let mut text = worker.metrics.render(queued, running);
     text.push_str(&format!(
         "# HELP bb_remote_worker_healthy 1 while the task database can be written.\n\
-         # TYPE bb_remote_worker_healthy gauge\nbb_remote_worker_healthy {}\n",
-        u8::from(worker.healthy())
+         # TYPE bb_remote_worker_healthy gauge\nbb_remote_worker_healthy {}\n\
+         # HELP bb_remote_worker_reads_held Task reads held for Prefer: wait (long polls).\n\
+         # TYPE bb_remote_worker_reads_held gauge\nbb_remote_worker_reads_held {}\n",
+        u8::from(worker.healthy()),
+        waits.held()
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

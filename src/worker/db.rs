@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use sha2::{Digest as _, Sha256};
 
+use super::waits::Changes;
 use crate::tes::types::{State, Task};
 
 /// id -> task JSON.
@@ -103,6 +104,8 @@ impl ListFilter {
 pub(crate) struct Db {
     path: PathBuf,
     db: Arc<RwLock<Option<Database>>>,
+    /// Told of every committed change to a task (long polls wait on it).
+    changes: Arc<Changes>,
 }
 
 /// The open database, held for the length of one call.
@@ -123,7 +126,13 @@ impl Db {
         Ok(Self {
             path: path.to_path_buf(),
             db: Arc::new(RwLock::new(Some(open_tables(path)?))),
+            changes: Arc::default(),
         })
+    }
+
+    /// The change signals of this database's tasks.
+    pub(crate) fn changes(&self) -> &Arc<Changes> {
+        &self.changes
     }
 
     fn db(&self) -> Result<Open<'_>, DbError> {
@@ -158,6 +167,7 @@ impl Db {
         let txn = db.begin_write()?;
         let existed = txn.open_table(TASKS)?.remove(id)?.is_some();
         txn.commit()?;
+        self.changes.publish(id);
         Ok(existed)
     }
 
@@ -246,6 +256,7 @@ impl Db {
             task
         };
         txn.commit()?;
+        self.changes.publish(id);
         Ok(Some(task))
     }
 

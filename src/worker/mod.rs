@@ -16,8 +16,9 @@
 //!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
 //!   process; [`files`]: inputs and outputs; [`uploads`]: the journal that lets a
 //!   restart clean up a large upload a crash interrupted;
-//! - [`db`]: durable state; [`metrics`]: `GET /metrics`; [`retention`]: cache budget
-//!   and deleting old finished tasks.
+//! - [`db`]: durable state; [`waits`]: long polls (`Prefer: wait=N`) told of each
+//!   committed change; [`metrics`]: `GET /metrics`; [`retention`]: cache budget and
+//!   deleting old finished tasks.
 //!
 //! Not for: scale-out. Operators who outgrow one worker point the shim at an
 //! existing TES engine (Funnel, TESK, TES on Azure).
@@ -37,6 +38,7 @@ pub(crate) mod sandbox;
 pub(crate) mod service;
 pub(crate) mod uploads;
 pub(crate) mod validate;
+pub(crate) mod waits;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -108,6 +110,11 @@ pub struct WorkerArgs {
     /// Seconds a whole request may take, body included (then 408).
     #[arg(long, default_value_t = 120.0)]
     pub(crate) request_timeout: f64,
+    /// Most task reads held at once for `Prefer: wait=N` (long polls), never more than
+    /// half of --max-connections; past that a read is answered at once and its client
+    /// polls. 0 turns long polls off.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) max_waiters: usize,
     /// Run bb without kernel confinement (Landlock). Only for kernels without Landlock
     /// and clients you trust: a task could then read and write anything the worker can.
     #[arg(long)]
@@ -179,8 +186,19 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         header_timeout: seconds(args.header_timeout, "--header-timeout")?,
         request_timeout: seconds(args.request_timeout, "--request-timeout")?,
     };
-    let app = http::with_request_timeout(api::router(worker.clone(), token, args.max_body), limits);
-    http::serve(listener, app, limits, shutdown_signal()).await;
+    let (waits, closer) = waits::Waits::new(
+        worker.db.changes().clone(),
+        args.max_waiters.min(args.max_connections / 2),
+        max_wait(limits.request_timeout),
+    );
+    let router = api::router(worker.clone(), Arc::new(waits), token, args.max_body);
+    let app = http::with_request_timeout(router, limits);
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Held reads answer now, so the connections can drain.
+        closer.close();
+    };
+    http::serve(listener, app, limits, shutdown).await;
     tracing::info!("shutting down: stopping running tasks");
     dispatcher.abort();
     housekeeping.abort();
@@ -250,6 +268,12 @@ fn check_limits(args: &WorkerArgs) -> Result<Demand, BadValue> {
         cpus: args.cpus.unwrap_or_else(machine_cpus),
         memory_gib: args.memory.unwrap_or_else(machine_memory_gib),
     })
+}
+
+/// The longest a read is held for `Prefer: wait`: 30 s, and at most half the whole-
+/// request timeout so a held read never ends in 408.
+fn max_wait(request_timeout: Duration) -> Duration {
+    (request_timeout / 2).min(Duration::from_secs(30))
 }
 
 /// A positive, finite number of seconds.
