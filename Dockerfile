@@ -13,11 +13,13 @@ ARG RUST_IMAGE=rust:1.95-bookworm
 
 # ---- build: the two binaries, with the locked dependency set ------------------------------
 # The shim is built without the `worker` feature, so it carries no HTTP server, database
-# or sandboxing code; the operator tool (with `bb-remote worker`) is built with it.
+# or sandboxing code, and linked statically by scripts/build-shim (the cheapest passthrough;
+# it execs the native bb, BB_REMOTE_NATIVE_BIN below). The operator tool (with
+# `bb-remote worker`) is built with the feature.
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --no-default-features --bin bb \
+RUN scripts/build-shim --no-default-features \
  && install -D -m 0755 target/release/bb /out/bb \
  && cargo build --release --locked --bin bb-remote \
  && install -D -m 0755 target/release/bb-remote /out/bb-remote

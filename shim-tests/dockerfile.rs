@@ -19,12 +19,40 @@ fn instructions(keyword: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `&&`-joined step of the build stage's RUN that builds `bin`: `cargo ... --bin <bin>`,
+/// or for the shim `scripts/build-shim` (which builds `--bin bb`, linked statically).
+fn build_step<'a>(run: &'a str, bin: &str) -> Option<&'a str> {
+    run.split("&&").find(|step| {
+        let words: Vec<&str> = step
+            .split_whitespace()
+            .skip_while(|w| *w == "RUN")
+            .collect();
+        words.windows(2).any(|w| w == ["--bin", bin])
+            || (bin == "bb" && words.first() == Some(&"scripts/build-shim"))
+    })
+}
+
+#[test]
+fn the_shim_build_script_links_bb_statically() {
+    let script = include_str!("../scripts/build-shim");
+    let link = script
+        .lines()
+        .skip_while(|l| !l.starts_with("cargo rustc"))
+        .take(2)
+        .collect::<String>();
+    assert!(link.contains("--bin bb"), "{link}");
+    assert!(
+        link.contains("+crt-static") && link.contains("relocation-model=static"),
+        "{link}"
+    );
+}
+
 #[test]
 fn every_binary_copied_from_the_build_stage_is_built_there() {
     let run = instructions("RUN")
         .into_iter()
-        .find(|r| r.contains("cargo build"))
-        .expect("a cargo build step");
+        .find(|r| r.contains("scripts/build-shim"))
+        .expect("the build step");
     let manifest = include_str!("../Cargo.toml");
     let copies: Vec<String> = instructions("COPY")
         .into_iter()
@@ -40,7 +68,7 @@ fn every_binary_copied_from_the_build_stage_is_built_there() {
             .strip_prefix("/out/")
             .unwrap_or_else(|| panic!("copies from /out only: {copy}"));
         assert!(
-            run.contains(&format!("--bin {bin}")),
+            build_step(&run, bin).is_some(),
             "{bin} is copied but not built: {run}"
         );
         assert!(
@@ -87,12 +115,9 @@ fn the_worker_entrypoint_uses_flags_the_worker_accepts() {
 fn the_shim_is_built_without_the_worker() {
     let run = instructions("RUN")
         .into_iter()
-        .find(|r| r.contains("cargo build"))
-        .expect("a cargo build step");
-    let shim_build = run
-        .split("&&")
-        .find(|step| step.contains("--bin bb ") || step.trim_end().ends_with("--bin bb"))
-        .expect("a cargo build of the shim");
+        .find(|r| r.contains("scripts/build-shim"))
+        .expect("the build step");
+    let shim_build = build_step(&run, "bb").expect("a build of the shim");
     assert!(
         shim_build.contains("--no-default-features"),
         "the shim should not carry the worker: {shim_build}"

@@ -101,13 +101,7 @@ impl Settings {
         }
         // The native bb's variables are read by `native` (passthrough needs them before
         // anything else); here they are only checked.
-        if let (Some(_), Some(lib)) = (env.get(v::NATIVE_BIN), env.get(v::NATIVE_LIB)) {
-            return Err(bad(
-                v::NATIVE_LIB,
-                lib,
-                "to be unset while BB_REMOTE_NATIVE_BIN is set (set only one)",
-            ));
-        }
+        check_native(env, crate::native::can_load_libraries())?;
         let log = LogSettings::load(env)?;
         Ok(Self {
             backend,
@@ -178,6 +172,31 @@ impl Settings {
             None => crate::grammar::GrammarHint::Auto,
         }
     }
+}
+
+/// `BB_REMOTE_NATIVE_BIN` and `_LIB`: not both, and no library for a shim that cannot
+/// load one (linked statically, see [`crate::native::can_load_libraries`]).
+fn check_native(env: &Env, can_load_libraries: bool) -> Result<(), BadValue> {
+    let Some(lib) = env.get(v::NATIVE_LIB) else {
+        return Ok(());
+    };
+    if env.get(v::NATIVE_BIN).is_some() {
+        return Err(bad(
+            v::NATIVE_LIB,
+            lib,
+            "to be unset while BB_REMOTE_NATIVE_BIN is set (set only one)",
+        ));
+    }
+    if !can_load_libraries {
+        return Err(bad(
+            v::NATIVE_LIB,
+            lib,
+            "to be unset: this bb is linked statically and cannot load a library; set \
+             BB_REMOTE_NATIVE_BIN to the native bb executable, or use the dynamically \
+             linked shim (`cargo build --release --bin bb`)",
+        ));
+    }
+    Ok(())
 }
 
 /// One of a fixed set of words; `None` when unset.
@@ -342,6 +361,17 @@ mod tests {
     fn both_native_variables_conflict() {
         let env = Env::from_pairs([(v::NATIVE_BIN, "/bin/true"), (v::NATIVE_LIB, "/x.so")]);
         assert_eq!(Settings::load(&env).unwrap_err().name, v::NATIVE_LIB);
+    }
+
+    #[test]
+    fn a_static_shim_refuses_a_library() {
+        let env = Env::from_pairs([(v::NATIVE_LIB, "/x.so")]);
+        assert!(check_native(&env, true).is_ok());
+        let err = check_native(&env, false).unwrap_err();
+        assert_eq!(err.name, v::NATIVE_LIB);
+        assert!(err.expected.contains("statically"), "{err}");
+        let env = Env::from_pairs([(v::NATIVE_BIN, "/bin/true")]);
+        assert!(check_native(&env, false).is_ok());
     }
 
     #[test]

@@ -29,6 +29,17 @@ pub(crate) enum NativeTarget {
 /// Resolve the native target. `shim_exe` is this process's executable (for discovery
 /// beside it and for the guard against exec'ing ourselves); `None` disables both.
 pub(crate) fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget, NativeError> {
+    locate_for(env, shim_exe, super::can_load_libraries())
+}
+
+/// [`locate`] for a shim that can (or, linked statically, cannot) load a library: a
+/// static shim never picks a `libbb.so` beside it (`BB_REMOTE_NATIVE_LIB` is refused
+/// by the configuration there).
+fn locate_for(
+    env: &Env,
+    shim_exe: Option<&Path>,
+    can_load_libraries: bool,
+) -> Result<NativeTarget, NativeError> {
     let symbol = || {
         env.get(env_vars::NATIVE_SYMBOL)
             .unwrap_or(DEFAULT_SYMBOL)
@@ -52,7 +63,7 @@ pub(crate) fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget,
         (None, None) => {
             let dir = shim_exe.and_then(Path::parent);
             let beside = |name: &str| dir.map(|d| d.join(name)).filter(|p| p.exists());
-            if let Some(path) = beside(LIB_BESIDE_SHIM) {
+            if let Some(path) = beside(LIB_BESIDE_SHIM).filter(|_| can_load_libraries) {
                 return Ok(NativeTarget::Lib {
                     path,
                     symbol: symbol(),
@@ -66,7 +77,12 @@ pub(crate) fn locate(env: &Env, shim_exe: Option<&Path>) -> Result<NativeTarget,
                     found_via: "beside the shim".into(),
                 });
             }
-            let looked = [LIB_BESIDE_SHIM, BIN_BESIDE_SHIM]
+            let names: &[&str] = if can_load_libraries {
+                &[LIB_BESIDE_SHIM, BIN_BESIDE_SHIM]
+            } else {
+                &[BIN_BESIDE_SHIM]
+            };
+            let looked = names
                 .iter()
                 .map(|n| dir.map_or_else(|| (*n).to_owned(), |d| d.join(n).display().to_string()))
                 .collect();
@@ -146,6 +162,29 @@ mod tests {
         std::fs::write(dir.path().join(LIB_BESIDE_SHIM), b"lib").unwrap();
         assert!(matches!(
             locate(&e, Some(&shim)).unwrap(),
+            NativeTarget::Lib { .. }
+        ));
+    }
+
+    #[test]
+    fn a_static_shim_passes_over_a_library_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("bb");
+        std::fs::write(&shim, b"shim").unwrap();
+        std::fs::write(dir.path().join(LIB_BESIDE_SHIM), b"lib").unwrap();
+        let e = Env::default();
+        let err = locate_for(&e, Some(&shim), false).unwrap_err().to_string();
+        assert!(
+            err.contains(BIN_BESIDE_SHIM) && !err.contains(LIB_BESIDE_SHIM),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(BIN_BESIDE_SHIM), b"native").unwrap();
+        assert!(matches!(
+            locate_for(&e, Some(&shim), false).unwrap(),
+            NativeTarget::Bin { .. }
+        ));
+        assert!(matches!(
+            locate_for(&e, Some(&shim), true).unwrap(),
             NativeTarget::Lib { .. }
         ));
     }

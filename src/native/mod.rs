@@ -9,6 +9,16 @@ mod library;
 
 pub(crate) use discover::{locate, NativeTarget};
 
+/// Whether this process can load a libbb. Not in a statically linked shim (the fast
+/// passthrough build, `scripts/build-shim`): glibc's `dlopen` there would bring a
+/// second libc into the process (the libbb TEST DOUBLE crashes with SIGSEGV), so that
+/// build runs only an executable. A process with a dynamic loader has its address in
+/// the auxiliary vector (`AT_BASE`); a static one has 0.
+pub(crate) fn can_load_libraries() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave this process.
+    unsafe { libc::getauxval(libc::AT_BASE) != 0 }
+}
+
 use crate::config::Env;
 use crate::env_vars;
 use std::ffi::OsString;
