@@ -8,6 +8,7 @@ mod docs;
 mod doctor;
 mod funnel;
 mod grammar;
+mod layout;
 mod msgpack;
 mod passthrough;
 mod real_stores;

@@ -152,16 +152,3 @@ impl Env {
 
 /// The prefix of every variable of ours.
 pub(crate) const PREFIX: &str = "BB_REMOTE_";
-
-/// A value that could not be accepted: a `BB_REMOTE_*` one, a `BB_*` variable
-/// `BB_REMOTE_FORWARD_ENV` forwards, or a flag of the operator tool (`--cpus`). Exits
-/// [`crate::exit::CONFIG`] from the shim and from `bb-remote` alike. Its display never
-/// shows a secret: URL passwords are masked ([`crate::config::Redacted`]); the values of
-/// token variables and of `BB_*` variables not the shim's own are not shown, only names.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value{value} for {name}: expected {expected}", value = crate::redact::shown_value(name, value))]
-pub struct BadValue {
-    pub(crate) name: String,
-    pub(crate) value: String,
-    pub(crate) expected: String,
-}

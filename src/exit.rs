@@ -90,12 +90,12 @@ pub(crate) fn of_remote(code: i32) -> u8 {
 
 /// `bb-remote` (the operator tool) when it cannot go on for a reason other than its
 /// configuration, and `bb-remote doctor` when a check other than `config` failed.
-pub const TOOL_FAILED: u8 = 1;
+pub(crate) const TOOL_FAILED: u8 = 1;
 
 /// The operator tool's exit code for an error it stopped on: [`CONFIG`] when a value it
 /// was given is the cause (a flag or a `BB_REMOTE_*` variable, typed as
 /// [`crate::config::BadValue`] anywhere in the chain), like the shim; else [`TOOL_FAILED`].
-pub fn of_tool_error(err: &anyhow::Error) -> u8 {
+pub(crate) fn of_tool_error(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| e.is::<crate::config::BadValue>()) {
         CONFIG
     } else {

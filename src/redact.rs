@@ -89,6 +89,9 @@ pub(crate) fn secrets_of<'a>(
     let mut out: Vec<String> = tokens.into_iter().map(str::to_owned).collect();
     for text in urls {
         let Ok(url) = url::Url::parse(text) else {
+            // Rejected by the parser (a bad port, a stray space), yet it may be printed
+            // (a library quoting it, a worker flag): its secrets by shape.
+            out.extend(unparsed_secrets(text));
             continue;
         };
         if let Some(pw) = url.password() {
@@ -103,6 +106,26 @@ pub(crate) fn secrets_of<'a>(
     // Longest first, so a secret that contains another is masked whole.
     out.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     out.dedup();
+    out
+}
+
+/// The password and query values of `text`, a URL the parser rejected, found by its
+/// shape as [`redact_unparsed`] finds them.
+fn unparsed_secrets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (before_query, query) = text.split_once('?').unwrap_or((text, ""));
+    out.extend(
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|(_, value)| value.to_owned())),
+    );
+    if let Some(start) = before_query.find("://").map(|i| i + 3) {
+        let rest = &before_query[start..];
+        let authority = &rest[..rest.find(['/', '#']).unwrap_or(rest.len())];
+        if let Some((user_info, _)) = authority.rsplit_once('@') {
+            out.extend(user_info.split_once(':').map(|(_, pw)| pw.to_owned()));
+        }
+    }
     out
 }
 
@@ -156,5 +179,26 @@ mod tests {
         let secrets = secrets(&env);
         let text = scrub("GET http://u:pa%20ss@h/ with pa ss and tok3n", &secrets);
         assert_eq!(text, "GET http://u:***@h/ with *** and ***");
+    }
+
+    /// A URL the parser rejects is still masked when a library's text (or any line
+    /// the shim did not format) quotes it: its password and query values are secrets.
+    #[test]
+    fn secrets_of_a_url_that_does_not_parse_are_scrubbed() {
+        for (url, secret) in [
+            ("http://prover:hunter2@funnel:80000/", "hunter2"),
+            ("https://u:p@ss:w@my host/x?sig=abc123", "p@ss:w"),
+            ("s3://my bucket/p?X-Amz-Signature=abc123&a=b", "abc123"),
+        ] {
+            assert!(url::Url::parse(url).is_err(), "{url} parses");
+            let line = format!("error sending request for url ({url}): refused");
+            let scrubbed = scrub(&line, &secrets_of([], [url]));
+            assert!(!scrubbed.contains(secret), "{scrubbed}");
+            let env = Env::from_pairs([(v::BACKEND, url)]);
+            let scrubbed = scrub(&line, &secrets(&env));
+            assert!(!scrubbed.contains(secret), "{scrubbed}");
+        }
+        // A path with an `@` but no user info holds no secret: nothing is masked.
+        assert!(secrets_of([], ["http://h:80000/a@b"]).is_empty());
     }
 }

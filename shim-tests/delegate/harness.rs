@@ -150,6 +150,15 @@ impl AztecJob {
         self.dir.join("partial-witness.gz")
     }
 
+    /// New witness bytes, the same witness (gzip ignores its header's mtime): the next
+    /// proof of this job has one new input. Returns the witness file's size.
+    pub fn touch_witness(&self) -> u64 {
+        let mut witness = std::fs::read(self.witness()).unwrap();
+        witness[4] ^= 1;
+        std::fs::write(self.witness(), &witness).unwrap();
+        witness.len() as u64
+    }
+
     /// The Aztec 4.x client's exact `prove` argv, writing into `out`.
     pub fn prove_argv(&self, out: &Path) -> Vec<String> {
         [
@@ -178,12 +187,38 @@ impl AztecJob {
 /// The square circuit's job in `scratch`, proved by bb directly into `<scratch>/direct`
 /// (returned), for comparing a delegated proof with.
 pub fn square_proved_directly(scratch: &Scratch) -> (AztecJob, PathBuf) {
-    let job = AztecJob::new(scratch, "square", "SquareArtifact");
+    let (job, direct_out, _) = proved_directly(scratch, "square", "SquareArtifact");
+    (job, direct_out)
+}
+
+/// A circuit's job in `scratch`, proved by bb directly into `<scratch>/direct`: the
+/// job, that directory and bb's outcome (its streams), for comparing a delegated
+/// proof with.
+pub fn proved_directly(
+    scratch: &Scratch,
+    name: &str,
+    artifact: &str,
+) -> (AztecJob, PathBuf, Outcome) {
+    let job = AztecJob::new(scratch, name, artifact);
     let direct_out = scratch.path("direct");
     let argv = job.prove_argv(&direct_out);
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    direct_bb(scratch, &args).assert_code(0, "bb prove directly");
-    (job, direct_out)
+    let direct = direct_bb(scratch, &args);
+    direct.assert_code(0, "bb prove directly");
+    (job, direct_out, direct)
+}
+
+/// The files of an output directory that holds a proof: `proof` and `public_inputs`
+/// among them.
+pub fn proof_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let found = files(dir);
+    let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"proof") && names.contains(&"public_inputs"),
+        "{}: {names:?}",
+        dir.display()
+    );
+    found
 }
 
 /// The real bb run directly with the test CRS (`-c` after the subcommand).

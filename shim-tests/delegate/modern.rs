@@ -2,7 +2,9 @@
 //! gives when run directly; a second proof of the same circuit uploads only its witness.
 use std::process::Command;
 
-use super::harness::{bb_stderr, direct_bb, files, uploaded, AztecJob, Backend, StoreKind};
+use super::harness::{
+    bb_stderr, files, proof_files, proved_directly, uploaded, Backend, StoreKind,
+};
 use crate::support::testbed::{run, S3Server, Scratch};
 
 /// Recompress the witness: same witness content (so the same proof), different bytes.
@@ -26,13 +28,7 @@ fn recompress(path: &std::path::Path) {
 async fn prove_matches_direct_bb(kind: StoreKind) {
     let backend = Backend::real_bb(kind, &[]);
     let scratch = Scratch::new();
-    let job = AztecJob::new(&scratch, "hashchain", "HashchainArtifact");
-
-    let direct_out = scratch.path("direct");
-    let argv = job.prove_argv(&direct_out);
-    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let direct = direct_bb(&scratch, &args);
-    direct.assert_code(0, "bb prove directly");
+    let (job, direct_out, direct) = proved_directly(&scratch, "hashchain", "HashchainArtifact");
 
     let remote_out = scratch.path("remote");
     // A plain-http backend and store need no CA roots, so none are loaded: with no
@@ -44,12 +40,7 @@ async fn prove_matches_direct_bb(kind: StoreKind) {
         .env("SSL_CERT_DIR", &nowhere)
         .args(job.prove_argv(&remote_out)));
     shim.assert_code(0, "bb prove through the shim");
-    let want = files(&direct_out);
-    let names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(
-        names.contains(&"proof") && names.contains(&"public_inputs"),
-        "{names:?}"
-    );
+    let want = proof_files(&direct_out);
     assert_eq!(
         files(&remote_out),
         want,

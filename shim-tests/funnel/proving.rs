@@ -1,7 +1,7 @@
 //! Proofs through the shim and a real Funnel: the same bytes, stdout and stderr as bb
 //! run directly, on `file://` and on S3; a repeated proof uploads only its witness.
 use super::harness::{in_netns, Funnel, FunnelStore, Options};
-use crate::delegate::harness::{bb_stderr, direct_bb, files, uploaded, AztecJob};
+use crate::delegate::harness::{bb_stderr, files, proof_files, proved_directly, uploaded};
 use crate::support::testbed::{run, S3Server, Scratch};
 use bb_remote::tes::types::State;
 
@@ -9,13 +9,7 @@ fn prove_matches_direct_bb(store: fn() -> FunnelStore) {
     in_netns(move || {
         let funnel = Funnel::start(store(), Options::default());
         let scratch = Scratch::new();
-        let job = AztecJob::new(&scratch, "hashchain", "HashchainArtifact");
-
-        let direct_out = scratch.path("direct");
-        let argv = job.prove_argv(&direct_out);
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let direct = direct_bb(&scratch, &args);
-        direct.assert_code(0, "bb prove directly");
+        let (job, direct_out, direct) = proved_directly(&scratch, "hashchain", "HashchainArtifact");
 
         // Same output directory name, so bb's messages name the same paths.
         std::fs::rename(&direct_out, scratch.path("direct-kept")).unwrap();
@@ -24,12 +18,7 @@ fn prove_matches_direct_bb(store: fn() -> FunnelStore) {
             0,
             &format!("bb prove through Funnel; log:\n{}", funnel.log()),
         );
-        let want = files(&scratch.path("direct-kept"));
-        let names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
-        assert!(
-            names.contains(&"proof") && names.contains(&"public_inputs"),
-            "{names:?}"
-        );
+        let want = proof_files(&scratch.path("direct-kept"));
         assert_eq!(
             files(&direct_out),
             want,
@@ -60,17 +49,13 @@ fn prove_matches_direct_bb(store: fn() -> FunnelStore) {
         assert_eq!(uploaded(&shim.stderr), (3, total), "{}", shim.stderr);
 
         // A second proof of the same circuit with a new witness: only it travels.
-        let witness = std::fs::read(job.witness()).unwrap();
-        let mut other = witness.clone();
-        // gzip ignores the header's mtime: different bytes, same witness.
-        other[4] ^= 1;
-        std::fs::write(job.witness(), &other).unwrap();
+        let witness_size = job.touch_witness();
         let again_out = scratch.path("again");
         let again = run(funnel.shim(&scratch).args(job.prove_argv(&again_out)));
         again.assert_code(0, "second proof through Funnel");
         assert_eq!(
             uploaded(&again.stderr),
-            (1, other.len() as u64),
+            (1, witness_size),
             "{}",
             again.stderr
         );

@@ -35,6 +35,29 @@ fn square_witness(x: u8, y: u8) -> Vec<u8> {
     witness
 }
 
+/// Two `CircuitProve` requests of the square circuit that differ only in their
+/// witness, and the native bb's answers to them.
+fn two_square_proofs(scratch: &Scratch) -> ([Vec<u8>; 2], Vec<Vec<u8>>) {
+    let vk = std::fs::read(AztecJob::new(scratch, "square", "SquareArtifact").vk()).unwrap();
+    let requests = [
+        circuit_prove_with("square", &vk, &square_witness(3, 9), &NON_ZK),
+        circuit_prove_with("square", &vk, &square_witness(4, 16), &NON_ZK),
+    ];
+    let bb = Served::native(scratch, &scratch.path("bb.sock"));
+    let mut client = bb.connect();
+    let answers = requests.iter().map(|r| client.ask(r)).collect();
+    (requests, answers)
+}
+
+/// The task's resource request: `(cpu_cores, ram_gb)`.
+fn resources(task: &bb_remote::tes::types::Task) -> (Option<i32>, Option<f64>) {
+    let resources = task
+        .resources
+        .as_ref()
+        .expect("the task names its resources");
+    (resources.cpu_cores, resources.ram_gb)
+}
+
 fn shim(backend: &Backend, scratch: &Scratch, socket: &str, env: &[(&str, &str)]) -> Served {
     let mut cmd = backend.shim(scratch);
     cmd.env("CRS_PATH", testbed().crs_dir.as_os_str())
@@ -47,14 +70,7 @@ fn shim(backend: &Backend, scratch: &Scratch, socket: &str, env: &[(&str, &str)]
 async fn a_repeated_proof_uploads_only_the_witness_and_answers_bbs_bytes() {
     let backend = Backend::real_bb(StoreKind::File, &[]);
     let scratch = Scratch::new();
-    let vk = std::fs::read(AztecJob::new(&scratch, "square", "SquareArtifact").vk()).unwrap();
-    let first = circuit_prove_with("square", &vk, &square_witness(3, 9), &NON_ZK);
-    let second = circuit_prove_with("square", &vk, &square_witness(4, 16), &NON_ZK);
-    let want: Vec<Vec<u8>> = {
-        let bb = Served::native(&scratch, &scratch.path("bb.sock"));
-        let mut client = bb.connect();
-        [&first, &second].iter().map(|r| client.ask(r)).collect()
-    };
+    let ([first, second], want) = two_square_proofs(&scratch);
     assert_ne!(want[0], want[1], "two witnesses, two proofs");
     assert_eq!(answer_name(&want[1]), "CircuitProveResponse");
 
@@ -73,9 +89,8 @@ async fn a_repeated_proof_uploads_only_the_witness_and_answers_bbs_bytes() {
     assert_eq!(files, 1, "only the witness part: {stderr}");
     assert!(
         bytes < 200,
-        "{bytes} bytes: the bytecode ({} bytes) and vk ({} bytes) were not sent again",
-        raw_circuit("square").0.len(),
-        vk.len()
+        "{bytes} bytes: the bytecode ({} bytes) and vk were not sent again",
+        raw_circuit("square").0.len()
     );
     assert_eq!(cas_objects(&backend), 5);
 
@@ -87,11 +102,7 @@ async fn a_repeated_proof_uploads_only_the_witness_and_answers_bbs_bytes() {
         let bb = &task.executors[1].command;
         assert!(!bb.iter().any(|a| a == "--verbose"), "{bb:?}");
         // Sized from the request: 139 bytes of ACIR is the smallest class.
-        let resources = task.resources.as_ref().unwrap();
-        assert_eq!(
-            (resources.cpu_cores, resources.ram_gb),
-            (Some(1), Some(1.0))
-        );
+        assert_eq!(resources(task), (Some(1), Some(1.0)));
     }
 }
 
@@ -104,12 +115,7 @@ async fn the_task_asks_for_the_operators_resources_when_set() {
     let env = [("BB_REMOTE_CPU_CORES", "2"), ("BB_REMOTE_RAM_GB", "1.5")];
     let served = shim(&backend, &scratch, "shim.sock", &env);
     assert_eq!(served.connect().ask(&request), want);
-    let tasks = backend.tasks().await;
-    let resources = tasks[0].resources.as_ref().unwrap();
-    assert_eq!(
-        (resources.cpu_cores, resources.ram_gb),
-        (Some(2), Some(1.5))
-    );
+    assert_eq!(resources(&backend.tasks().await[0]), (Some(2), Some(1.5)));
 }
 
 /// The same through a real Funnel (a generic TES engine): the image's own `cat`
@@ -121,16 +127,7 @@ fn through_funnel_the_parts_are_joined_by_the_images_cat() {
     in_netns(|| {
         let funnel = Funnel::start(FunnelStore::File, Options::default());
         let scratch = Scratch::new();
-        let vk = std::fs::read(AztecJob::new(&scratch, "square", "SquareArtifact").vk()).unwrap();
-        let requests = [
-            circuit_prove_with("square", &vk, &square_witness(3, 9), &NON_ZK),
-            circuit_prove_with("square", &vk, &square_witness(4, 16), &NON_ZK),
-        ];
-        let want: Vec<Vec<u8>> = {
-            let bb = Served::native(&scratch, &scratch.path("bb.sock"));
-            let mut client = bb.connect();
-            requests.iter().map(|r| client.ask(r)).collect()
-        };
+        let (requests, want) = two_square_proofs(&scratch);
         let mut sent = Vec::new();
         for (i, request) in requests.iter().enumerate() {
             let mut cmd = funnel.shim(&scratch);
@@ -180,10 +177,5 @@ async fn a_large_bytecode_asks_for_a_larger_class() {
     let want = native_answer(&scratch, &request);
     let served = shim(&backend, &scratch, "shim.sock", &[]);
     assert_eq!(served.connect().ask(&request), want);
-    let tasks = backend.tasks().await;
-    let resources = tasks[0].resources.as_ref().unwrap();
-    assert_eq!(
-        (resources.cpu_cores, resources.ram_gb),
-        (Some(2), Some(4.0))
-    );
+    assert_eq!(resources(&backend.tasks().await[0]), (Some(2), Some(4.0)));
 }

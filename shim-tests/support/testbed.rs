@@ -34,7 +34,6 @@ pub struct Testbed {
 /// A committed test circuit: the compiled nargo artifact and its solved witness.
 #[derive(Debug, Clone)]
 pub struct Circuit {
-    pub name: String,
     /// The whole nargo JSON artifact (`bb -b`).
     pub program: PathBuf,
     /// The gzipped witness stack (`bb -w`).
@@ -75,7 +74,6 @@ pub fn testbed() -> &'static Testbed {
 pub fn circuit(name: &str) -> Circuit {
     let dir = testbed().circuits_dir.join(name);
     let circuit = Circuit {
-        name: name.to_owned(),
         program: dir.join("program.json"),
         witness: dir.join("witness.gz"),
     };

@@ -23,8 +23,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::remote_side::{caller_paths_usable, RemoteSide};
+use super::remote_side::caller_paths_usable;
 use super::transport::Job;
+use crate::config::RemoteSide;
 use crate::grammar::Generation;
 use crate::route::{InputSource, PathMapping, RenderError};
 use crate::store::Store;
@@ -201,7 +202,8 @@ pub(crate) fn build_task(
         bb_argv.extend(rendered.next());
     }
     if let Some(crs) = &spec.side.crs {
-        bb_argv.extend(["-c".to_owned(), crs.clone()]);
+        let flag = crate::grammar::crs_option().names[0];
+        bb_argv.extend([flag.to_owned(), crs.clone()]);
     }
     bb_argv.extend(rendered);
     // A command that answers on stdout (`msgpack run`) gets it as an output file.
@@ -215,7 +217,7 @@ pub(crate) fn build_task(
         Engine::Generic => {
             let mut wrapped = vec![
                 "/bin/sh".to_owned(),
-                "-c".to_owned(),
+                "-c".to_owned(), // /bin/sh's, not bb's
                 WRAPPER.to_owned(),
                 "bb-remote".to_owned(),
                 layout.out_dir.clone(),

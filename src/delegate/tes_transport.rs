@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 
-use super::remote_side::RemoteSide;
 use super::signals::Signals;
 use super::task::{build_task, Engine, TaskSpec, TAG_ATTEMPT, TAG_IMAGE, TAG_KEY};
 use super::task_result::result_of;
 use super::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
 use super::wait;
+use crate::config::RemoteSide;
 use crate::error::Error;
 use crate::store::{Digest, Store};
 use crate::tes::client::{ListQuery, TesClient};

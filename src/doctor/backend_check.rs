@@ -14,7 +14,22 @@ use crate::tes::types::View;
 
 /// `backend` then `token`; both skipped when no backend is configured.
 pub(crate) async fn check_backend(env: &Env) -> Vec<Check> {
-    let Some(backend) = env.get(env_vars::BACKEND) else {
+    // The URL by the shim's own rule, then the client built from it.
+    let unusable = |err: &dyn std::fmt::Display| {
+        vec![
+            Check::new(
+                "backend",
+                Status::Fail,
+                format!("{err} - set {} to the TES base URL", env_vars::BACKEND),
+            ),
+            Check::new("token", Status::Skip, "no usable backend URL"),
+        ]
+    };
+    let backend = match crate::config::backend_url(env) {
+        Ok(backend) => backend,
+        Err(bad) => return unusable(&bad),
+    };
+    let Some(backend) = backend.as_ref().map(url::Url::as_str) else {
         let why = format!(
             "{} unset: passthrough-only mode, nothing is delegated",
             env_vars::BACKEND
@@ -27,16 +42,7 @@ pub(crate) async fn check_backend(env: &Env) -> Vec<Check> {
     let token = env.get(env_vars::TOKEN);
     let client = match TesClient::new(backend, client_options(token)) {
         Ok(client) => client,
-        Err(err) => {
-            return vec![
-                Check::new(
-                    "backend",
-                    Status::Fail,
-                    format!("{err} - set {} to the TES base URL", env_vars::BACKEND),
-                ),
-                Check::new("token", Status::Skip, "no usable backend URL"),
-            ];
-        }
+        Err(err) => return unusable(&err),
     };
     let shown = crate::config::Redacted(backend).to_string();
 
@@ -187,12 +193,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_names_the_variable() {
-        let env = Env::from_pairs([(env_vars::BACKEND, "ftp://h")]);
-        let checks = check_backend(&env).await;
-        assert_eq!(checks[0].status, Status::Fail);
-        assert!(
-            checks[0].summary.contains("BB_REMOTE_BACKEND"),
-            "{checks:?}"
-        );
+        // The same rule as the shim's (`config::backend_url`): a query is refused
+        // there too, so doctor does not pass what the shim would exit 78 on.
+        for url in ["ftp://h", "http://h/?x=1"] {
+            let env = Env::from_pairs([(env_vars::BACKEND, url)]);
+            let checks = check_backend(&env).await;
+            assert_eq!(checks[0].status, Status::Fail, "{url}");
+            assert!(
+                checks[0].summary.contains("BB_REMOTE_BACKEND")
+                    && checks[0].summary.contains("expected"),
+                "{checks:?}"
+            );
+        }
     }
 }

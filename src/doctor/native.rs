@@ -67,7 +67,7 @@ pub(crate) async fn check_native(env: &Env, shim_exe: Option<&Path>) -> Check {
 async fn bin_version(path: &Path) -> Result<String, String> {
     let mut command = tokio::process::Command::new(path);
     command
-        .arg("--version")
+        .arg(crate::grammar::VERSION_FLAG)
         // A native that is secretly another shim stops at once instead of looping.
         .env(env_vars::RECURSION_GUARD, "1")
         .stdin(Stdio::null())

@@ -24,7 +24,7 @@
 use super::invocation::{GrammarSource, Invocation, Parsed};
 use super::table::Generation;
 use super::{legacy, legacy_table, modern, modern_table};
-use crate::config::Env;
+use crate::env_vars::Env;
 use std::ffi::OsString;
 
 /// What the caller already knows about the bb it fronts (e.g. from its version).
@@ -80,7 +80,7 @@ pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Invocation {
 }
 
 /// The detection rule of the module docs; returns the grammar and why.
-pub fn detect(args: &[String]) -> (Generation, &'static str) {
+pub(crate) fn detect(args: &[String]) -> (Generation, &'static str) {
     let Some(pos) = command_position(args) else {
         return (Generation::Modern, "no command");
     };

@@ -22,9 +22,11 @@ mod legacy;
 mod legacy_table;
 mod modern;
 mod modern_table;
+pub(crate) mod msgpack_run;
 mod table;
 
-pub use detect::{detect, parse, GrammarHint};
+pub(crate) use detect::detect;
+pub use detect::{parse, GrammarHint};
 pub(crate) use invocation::{Effective, Ignored, Invocation, Item, Parsed, ParsedCommand};
 pub use table::{CommandSpec, Generation, ImplicitInput, OptionSpec, OutputKind, Reads, Use};
 
@@ -37,6 +39,16 @@ pub mod tables {
         command as modern_command, COMMANDS as MODERN, TOP_LEVEL as MODERN_TOP_LEVEL,
     };
 }
+
+/// bb's CRS option, for code that writes or strips one in an argv itself (the task's
+/// executor CRS, the worker's own CRS): `-c` in both grammars, `--crs_path` too in the
+/// modern one.
+pub(crate) fn crs_option() -> &'static OptionSpec {
+    &modern_table::CRS
+}
+
+/// `--version` (both grammars), for asking a native bb its version.
+pub(crate) const VERSION_FLAG: &str = modern_table::VERSION.names[0];
 
 /// Test argv from a space-separated line; `''` stands for an empty argument (as the
 /// 0.63-0.67 clients send).

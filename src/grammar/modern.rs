@@ -16,7 +16,7 @@
 use super::invocation::{EnvValue, Item, Parsed, ParsedCommand};
 use super::modern_table::{command, TOP_LEVEL};
 use super::table::{CommandSpec, Reads};
-use crate::config::Env;
+use crate::env_vars::Env;
 
 /// CLI11 exit codes bb can end with while parsing.
 pub(crate) const VALIDATION_ERROR: u8 = 105;

@@ -47,8 +47,6 @@ use crate::record::recorder::{save_delegated, Recording};
 use crate::record::replay::{ReplayFailure, ReplayTransport};
 use crate::route::{ArgTemplate, InputSource, Plan, PlanInput, PlanOutputDir, PLAN_VERSION};
 
-/// The msgpack commands delegated: self-contained (apart from the CRS) and heavy.
-pub(crate) const DELEGATED: &[&str] = &["CircuitProve", "AvmProve"];
 /// File name of the request inside each request's scratch directory and the task.
 const REQUEST_FILE: &str = "request.msgpack";
 /// Where the task rebuilds a request sent in parts (a fixed container path, outside
@@ -96,7 +94,7 @@ impl Delegator {
     }
 
     pub(crate) fn handles(&self, command: &str) -> bool {
-        DELEGATED.contains(&command)
+        crate::route::MSGPACK_DELEGATED.contains(&command)
     }
 
     /// Run one request remotely. `gone` turns `true` when the client disconnects:
@@ -373,7 +371,11 @@ pub(crate) fn request_plan(files: &[(&str, PathBuf)], out: &Path) -> Plan {
             source: InputSource::Default,
             created_by_bb: true,
         },
-        argv: vec![lit("msgpack"), lit("run"), lit("--input"), request],
+        argv: crate::grammar::msgpack_run::SERVE
+            .into_iter()
+            .map(lit)
+            .chain([request])
+            .collect(),
         dropped: vec![],
         stdout_file: Some(RESPONSE_FILE.to_owned()),
         assemble: (!single).then(|| ASSEMBLED_REQUEST.to_owned()),

@@ -6,11 +6,10 @@
 //! socket itself: `CircuitProve` and `AvmProve` go to the backend ([`delegate`]),
 //! everything else is relayed byte for byte to one native `bb msgpack run` child
 //! ([`native_child`]) through [`server`]. [`frame`] knows the framing and just enough
-//! of the envelope; [`argv`] decides which invocations are served at all.
+//! of the envelope; `grammar::msgpack_run` decides which invocations are served at all.
 //!
 //! Not for: `.shm` and stdin/file inputs, `msgpack schema` / `curve_constants`: those
 //! exec the native bb as every other passthrough does.
-pub(crate) mod argv;
 pub(crate) mod delegate;
 pub(crate) mod frame;
 pub(crate) mod native_child;
@@ -25,7 +24,7 @@ use crate::config::{Env, Settings};
 
 /// Serve `msgpack run --input <P>.sock` when argv is one; `None` for anything else.
 pub(crate) fn intercept(settings: &Settings, env: &Env, argv: &[OsString]) -> Option<u8> {
-    let socket = argv::socket_input(argv.get(1..).unwrap_or_default())?;
+    let socket = crate::grammar::msgpack_run::socket_input(argv.get(1..).unwrap_or_default())?;
     set_parent_death_signal();
     let runtime = match crate::delegate::runtime() {
         Ok(rt) => rt,

@@ -72,7 +72,7 @@ impl NativeChild {
     ) -> Result<Self, String> {
         let socket = dir.join("native.sock");
         command
-            .args(["msgpack", "run", "--input"])
+            .args(crate::grammar::msgpack_run::SERVE)
             .arg(&socket)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);

@@ -1,8 +1,8 @@
 //! Finding the native bb: explicit variables first, then files beside the shim.
 
 use super::NativeError;
-use crate::config::Env;
 use crate::env_vars;
+use crate::env_vars::Env;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 

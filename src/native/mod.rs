@@ -19,8 +19,8 @@ pub(crate) fn can_load_libraries() -> bool {
     unsafe { libc::getauxval(libc::AT_BASE) != 0 }
 }
 
-use crate::config::Env;
 use crate::env_vars;
+use crate::env_vars::Env;
 use std::ffi::OsString;
 use std::path::PathBuf;
 

@@ -15,6 +15,7 @@
 //!
 //! Which mode runs is the shim's decision (`shim.rs`); nothing here calls back up.
 pub(crate) mod child;
+mod fixture_dir;
 pub mod fixtures;
 pub(crate) mod format;
 pub(crate) mod plan;

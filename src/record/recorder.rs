@@ -246,7 +246,7 @@ pub(crate) fn native_version(env: &Env) -> Option<String> {
     match native::locate(env, exe.as_deref()).ok()? {
         native::NativeTarget::Bin { path, .. } => {
             let out = std::process::Command::new(path)
-                .arg("--version")
+                .arg(crate::grammar::VERSION_FLAG)
                 .env(env_vars::RECURSION_GUARD, "1")
                 .stdin(std::process::Stdio::null())
                 .output()

@@ -42,7 +42,7 @@ enum Report<'a> {
 
 pub fn run_cli(args: RouteArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process();
-    if let Some(socket) = crate::msgpack::argv::socket_input(&args.argv) {
+    if let Some(socket) = crate::grammar::msgpack_run::socket_input(&args.argv) {
         print_json(&serde_json::to_string_pretty(&msgpack_report(
             &env, socket,
         ))?);
@@ -77,7 +77,7 @@ fn msgpack_report(env: &Env, socket: std::path::PathBuf) -> Report<'static> {
         socket,
         served,
         delegated: if delegating {
-            crate::msgpack::delegate::DELEGATED
+            super::MSGPACK_DELEGATED
         } else {
             &[]
         },

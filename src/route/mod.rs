@@ -13,7 +13,7 @@
 //!   Implicit inputs (`source: implicit`, `prove_tube`) are not on the argv: place
 //!   them inside the mapped output directory under their `given` file name.
 //! - [`DelegateSet`]: the default heavy set per grammar, or `BB_REMOTE_DELEGATE`
-//!   (parsed by `config`).
+//!   (a setting: defined and parsed in `config`).
 //!
 //! What goes native, and why (each is a [`NativeCode`]): anything bb rejects or
 //! answers with help/version; commands outside the delegated set; commands that
@@ -31,14 +31,17 @@
 
 mod build;
 mod cli;
-mod delegate_set;
 mod plan;
 mod verdict;
 
+pub use crate::config::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
 pub use cli::{run_cli, RouteArgs};
-pub use delegate_set::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
 pub use plan::{
     ArgTemplate, InputSource, PathMapping, Plan, PlanInput, PlanOutputDir, RenderError,
     PLAN_VERSION,
 };
 pub use verdict::{route, NativeCode, NativeReason, Route};
+
+/// The msgpack requests delegated (the rest are relayed to a native bb):
+/// self-contained (apart from the CRS) and heavy.
+pub(crate) const MSGPACK_DELEGATED: &[&str] = &["CircuitProve", "AvmProve"];

@@ -5,8 +5,8 @@
 //! then the delegated set, then whether a faithful plan can be built (`build.rs`).
 
 use super::build::build_plan;
-use super::delegate_set::DelegateSet;
 use super::plan::Plan;
+use crate::config::DelegateSet;
 
 use crate::grammar::{Invocation, Parsed};
 use serde::{Deserialize, Serialize};

@@ -31,7 +31,7 @@ impl Store {
 
     /// [`Store::download_verified`], refusing more than `limit` bytes: whoever can write
     /// the store could otherwise fill our disk before the digest check fails.
-    pub async fn download_verified_within(
+    pub(crate) async fn download_verified_within(
         &self,
         key: &ObjectPath,
         dest_dir: &Path,

@@ -2,7 +2,7 @@
 //!
 //! Written here rather than taken from the `tes` crate (0.11): that crate needs edition
 //! 2024 / Rust 1.88 (we support 1.85), and its response types use `serde(untagged)`,
-//! which STYLE.md rules out for types we read (an untagged enum turns a schema mismatch
+//! which we rule out for types we read (an untagged enum turns a schema mismatch
 //! into "data did not match any variant" instead of naming the field). These ~250 lines
 //! are plain structs whose field names are the schema's, so the JSON is the schema.
 //!

@@ -112,14 +112,18 @@ pub(crate) fn check_argv(command: &[String], workdir: &str, what: &str) -> Resul
 }
 
 /// Whether `arg` (with `next`, the token after it) sets the CRS; returns how many
-/// tokens it spans (0: it does not).
+/// tokens it spans (0: it does not). Every spelling the grammar tables know, joined
+/// (`--crs_path=x`, `-cx`) or not.
 fn crs_tokens(arg: &str) -> usize {
-    match arg {
-        "-c" | "--crs_path" => 2,
-        _ if arg.starts_with("--crs_path=") => 1,
-        _ if arg.starts_with("-c") && arg.len() > 2 => 1,
-        _ => 0,
+    let names = grammar::crs_option().names;
+    if names.contains(&arg) {
+        return 2;
     }
+    let joined = names.iter().any(|name| match name.strip_prefix("--") {
+        Some(_) => arg.starts_with(&format!("{name}=")),
+        None => arg.starts_with(name) && arg.len() > name.len(),
+    });
+    usize::from(joined)
 }
 
 /// Where `-c <crs>` goes among `args` (argv without the program), if bb's grammar
@@ -187,7 +191,8 @@ impl Sandbox {
         }
         if let Some(at) = crs_position(&args) {
             let at = at.min(args.len());
-            args.splice(at..at, ["-c".to_owned(), crs_dir.display().to_string()]);
+            let flag = grammar::crs_option().names[0].to_owned();
+            args.splice(at..at, [flag, crs_dir.display().to_string()]);
         }
         args.insert(0, bb.display().to_string());
         Ok(args)

@@ -5,7 +5,7 @@
 //! unmodified `bb` prover offline. Never use its output for anything real.
 //!
 //! What this module is for: computing the CRS points and encoding them exactly the way
-//! bb 5.0.0 reads them (facts in spec/offline-proving.md, section 3):
+//! bb 5.0.0 reads them (docs/testbed-crs.md):
 //! - `bn254_g1.dat`: point i is `[tau^i]G1`, 64 bytes `x || y`, each a 32-byte
 //!   big-endian canonical (non-Montgomery) Fq element; point 0 is the generator (1, 2).
 //! - `bn254_g2.dat`: `[tau]G2`, 128 bytes `x.c0 || x.c1 || y.c0 || y.c1`, same encoding.
@@ -21,7 +21,7 @@ use ark_ff::{BigInt, BigInteger, Field, PrimeField};
 use std::str::FromStr;
 
 /// The PUBLIC secret of the test CRS. Publishing it is what makes this CRS insecure.
-/// Same value as the offline-proving recipe, so the output hashes there apply here.
+/// A fixed value, so every test bed builds the same CRS.
 pub const PUBLIC_TAU: &str = "8405316208735183710462089212563190387";
 
 /// Bytes per encoded G1 point in `bn254_g1.dat`.

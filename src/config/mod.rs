@@ -9,11 +9,28 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod delegate_set;
+mod remote_side;
+
+pub use self::delegate_set::{DelegateSet, LEGACY_DEFAULT, MODERN_DEFAULT};
+pub(crate) use self::remote_side::RemoteSide;
 use crate::env_vars as v;
-pub use crate::env_vars::{BadValue, Env};
+pub use crate::env_vars::Env;
 use crate::grammar::Generation;
 pub(crate) use crate::redact::Redacted;
-use crate::route::DelegateSet;
+
+/// A value that could not be accepted: a `BB_REMOTE_*` one, a `BB_*` variable
+/// `BB_REMOTE_FORWARD_ENV` forwards, or a flag of the operator tool (`--cpus`). Exits
+/// [`crate::exit::CONFIG`] from the shim and from `bb-remote` alike. Its display never
+/// shows a secret: URL passwords are masked ([`Redacted`]); the values of
+/// token variables and of `BB_*` variables not the shim's own are not shown, only names.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value{value} for {name}: expected {expected}", value = crate::redact::shown_value(name, value))]
+pub struct BadValue {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) expected: String,
+}
 
 /// What to do when the backend cannot be reached (transport errors, 5xx after retries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,7 +75,7 @@ pub struct Settings {
     pub(crate) replay_miss: MissPolicy,
     pub(crate) log: LogSettings,
     /// The executor's bb, CRS and forwarded `BB_*` variables.
-    pub(crate) remote_side: crate::delegate::remote_side::RemoteSide,
+    pub(crate) remote_side: RemoteSide,
 }
 
 /// Image named in TES tasks when `BB_REMOTE_IMAGE` is unset.
@@ -82,15 +99,7 @@ impl Settings {
         if let Some(name) = env.not_utf8().first() {
             return Err(bad(name, "<not UTF-8>", "a UTF-8 value"));
         }
-        let backend = match env.get(v::BACKEND) {
-            None => None,
-            Some(s) => Some(
-                url::Url::parse(s)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                    .ok_or_else(|| bad(v::BACKEND, s, "an http:// or https:// TES base URL"))?,
-            ),
-        };
+        let backend = backend_url(env)?;
         let store = env.get(v::STORE).map(store_url).transpose()?;
         if backend.is_some() && store.is_none() {
             return Err(bad(
@@ -199,6 +208,26 @@ fn check_native(env: &Env, can_load_libraries: bool) -> Result<(), BadValue> {
     Ok(())
 }
 
+/// `BB_REMOTE_BACKEND`: an http(s) URL the TES client can use (no query or fragment);
+/// `None` when unset. doctor's backend check reads it through here too.
+pub(crate) fn backend_url(env: &Env) -> Result<Option<url::Url>, BadValue> {
+    let Some(value) = env.get(v::BACKEND) else {
+        return Ok(None);
+    };
+    url::Url::parse(value)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .filter(|u| u.query().is_none() && u.fragment().is_none())
+        .map(Some)
+        .ok_or_else(|| {
+            bad(
+                v::BACKEND,
+                value,
+                "an http:// or https:// TES base URL without query or fragment",
+            )
+        })
+}
+
 /// One of a fixed set of words; `None` when unset.
 fn choice<T: Copy>(
     env: &Env,
@@ -272,8 +301,8 @@ fn log_filter(value: &str) -> Result<String, BadValue> {
 }
 
 /// `BB_REMOTE_EXECUTOR_BB`, `BB_REMOTE_EXECUTOR_CRS`, `BB_REMOTE_FORWARD_ENV`.
-fn remote_side(env: &Env) -> Result<crate::delegate::remote_side::RemoteSide, BadValue> {
-    use crate::delegate::remote_side::{self as rs, RemoteSide};
+fn remote_side(env: &Env) -> Result<RemoteSide, BadValue> {
+    use self::remote_side as rs;
     let mut side = RemoteSide::default();
     if let Some(s) = env.get(v::EXECUTOR_BB) {
         rs::check_executor_bb(s).map_err(|e| bad(v::EXECUTOR_BB, s, e))?;
@@ -319,6 +348,8 @@ mod tests {
             (v::LOG_FORMAT, "xml"),
             (v::LOG, "bb_remote=loud["),
             (v::BACKEND, "ftp://x"),
+            (v::BACKEND, "http://tes:8000/?x=1"),
+            (v::BACKEND, "http://tes:8000/#f"),
             (v::STORE, "nope://bucket"),
             (v::STORE, "s3://bucket/p?x=1"),
             (v::STORE, "not a url"),

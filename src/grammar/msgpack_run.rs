@@ -1,4 +1,5 @@
-//! Which `bb msgpack ...` invocations the shim serves itself.
+//! `bb msgpack run`'s argv: which invocations the shim serves itself, and the argv
+//! the shim gives a bb it runs to serve one.
 //!
 //! Only `msgpack run` with a `.sock` input: the Unix-socket server the 5.x prover's
 //! bb.js talks to. `.shm`, stdin, file input, help, `schema`, `curve_constants`, and
@@ -6,6 +7,9 @@
 //! with its own output and exit code.
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+/// The argv (without the program) of a bb serving the input named next.
+pub(crate) const SERVE: [&str; 3] = ["msgpack", "run", "--input"];
 
 /// Options of `bb msgpack run` that take a value, other than the input.
 const VALUED: &[&str] = &[

@@ -1,7 +1,7 @@
 //! Which commands are delegated: the heavy set (docs/bb-grammar.md §3), or
 //! `BB_REMOTE_DELEGATE`.
 
-use crate::config::BadValue;
+use super::BadValue;
 use crate::env_vars;
 use crate::grammar::{tables, Generation};
 use std::collections::BTreeSet;
