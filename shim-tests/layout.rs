@@ -19,7 +19,11 @@ fn files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                todo.push(path);
+                // Installed or generated trees (npm, cargo, hidden caches) are not ours.
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if !(name == "node_modules" || name == "target" || name.starts_with('.')) {
+                    todo.push(path);
+                }
             } else if exts.iter().any(|e| path.to_string_lossy().ends_with(e)) {
                 out.push(path);
             }

@@ -84,7 +84,7 @@ pub(crate) const DEFAULT_IMAGE: &str = "bb";
 /// tens of minutes on a big machine).
 pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 4 * 3600;
 
-fn bad(name: &str, value: &str, expected: &str) -> BadValue {
+pub(super) fn bad(name: &str, value: &str, expected: &str) -> BadValue {
     BadValue {
         name: name.to_owned(),
         value: value.to_owned(),
@@ -165,7 +165,7 @@ impl Settings {
             )?
             .unwrap_or(MissPolicy::Fail),
             log,
-            remote_side: remote_side(env)?,
+            remote_side: RemoteSide::load(env)?,
         })
     }
 
@@ -298,25 +298,6 @@ fn log_filter(value: &str) -> Result<String, BadValue> {
                 "a tracing filter such as `debug` or `bb_remote=debug,info`",
             )
         })
-}
-
-/// `BB_REMOTE_EXECUTOR_BB`, `BB_REMOTE_EXECUTOR_CRS`, `BB_REMOTE_FORWARD_ENV`.
-fn remote_side(env: &Env) -> Result<RemoteSide, BadValue> {
-    use self::remote_side as rs;
-    let mut side = RemoteSide::default();
-    if let Some(s) = env.get(v::EXECUTOR_BB) {
-        rs::check_executor_bb(s).map_err(|e| bad(v::EXECUTOR_BB, s, e))?;
-        side.bb = s.to_owned();
-    }
-    if let Some(s) = env.get(v::EXECUTOR_CRS) {
-        rs::check_executor_crs(s).map_err(|e| bad(v::EXECUTOR_CRS, s, e))?;
-        side.crs = Some(s.to_owned());
-    }
-    if let Some(s) = env.get(v::FORWARD_ENV) {
-        side.forward_env = rs::parse_forward_env(s).map_err(|e| bad(v::FORWARD_ENV, s, e))?;
-    }
-    side.executor_env(env)?;
-    Ok(side)
 }
 
 #[cfg(test)]

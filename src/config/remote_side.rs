@@ -4,8 +4,8 @@
 //! the task uses inside the container is decided per plan in `delegate::remote_side`.
 use std::collections::BTreeMap;
 
-use super::BadValue;
-use crate::env_vars::Env;
+use super::{bad, BadValue};
+use crate::env_vars::{self as v, Env};
 
 /// `BB_*` variables forwarded to the remote bb by default: the ones that change what
 /// bb prints or which scheme it picks, and nothing machine-specific.
@@ -39,6 +39,25 @@ impl Default for RemoteSide {
 }
 
 impl RemoteSide {
+    /// `BB_REMOTE_EXECUTOR_BB`, `BB_REMOTE_EXECUTOR_CRS`, `BB_REMOTE_FORWARD_ENV`, each
+    /// checked, and the forwarded variables' values too (see [`Self::executor_env`]).
+    pub(crate) fn load(env: &Env) -> Result<Self, BadValue> {
+        let mut side = Self::default();
+        if let Some(s) = env.get(v::EXECUTOR_BB) {
+            check_executor_bb(s).map_err(|e| bad(v::EXECUTOR_BB, s, e))?;
+            side.bb = s.to_owned();
+        }
+        if let Some(s) = env.get(v::EXECUTOR_CRS) {
+            check_executor_crs(s).map_err(|e| bad(v::EXECUTOR_CRS, s, e))?;
+            side.crs = Some(s.to_owned());
+        }
+        if let Some(s) = env.get(v::FORWARD_ENV) {
+            side.forward_env = parse_forward_env(s).map_err(|e| bad(v::FORWARD_ENV, s, e))?;
+        }
+        side.executor_env(env)?;
+        Ok(side)
+    }
+
     /// The variables to put in `executor.env`: each allowlisted one that is set.
     /// A value with whitespace is refused (Funnel's docker template splits on it): the
     /// error names the variable and never echoes its value, which may be anything.
@@ -65,7 +84,7 @@ impl RemoteSide {
 }
 
 /// Check a `BB_REMOTE_EXECUTOR_BB` value: a bare name or an absolute path, one word.
-pub(crate) fn check_executor_bb(value: &str) -> Result<(), &'static str> {
+fn check_executor_bb(value: &str) -> Result<(), &'static str> {
     let plain = !value.chars().any(|c| c.is_whitespace() || c.is_control());
     if plain && (value.starts_with('/') || !value.contains('/')) {
         Ok(())
@@ -75,7 +94,7 @@ pub(crate) fn check_executor_bb(value: &str) -> Result<(), &'static str> {
 }
 
 /// Check a `BB_REMOTE_EXECUTOR_CRS` value: an absolute directory, one word.
-pub(crate) fn check_executor_crs(value: &str) -> Result<(), &'static str> {
+fn check_executor_crs(value: &str) -> Result<(), &'static str> {
     if value.starts_with('/') && !value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Ok(())
     } else {
@@ -85,7 +104,7 @@ pub(crate) fn check_executor_crs(value: &str) -> Result<(), &'static str> {
 
 /// Parse a `BB_REMOTE_FORWARD_ENV` value: comma-separated `BB_*` names (never
 /// `BB_REMOTE_*`, the shim's own), or `none`.
-pub(crate) fn parse_forward_env(value: &str) -> Result<Vec<String>, &'static str> {
+fn parse_forward_env(value: &str) -> Result<Vec<String>, &'static str> {
     if value.trim() == "none" {
         return Ok(Vec::new());
     }
