@@ -25,6 +25,7 @@ pub(crate) fn init_secrets(secrets: Vec<String>) {
 
 /// `text` with the remembered secrets masked, for text that leaves the process other
 /// than through stderr (a task's system log, which clients read).
+#[cfg(feature = "worker")]
 pub(crate) fn mask(text: &str) -> String {
     scrubbed(text)
 }

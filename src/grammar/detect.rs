@@ -80,7 +80,7 @@ pub fn parse(argv: &[OsString], env: &Env, hint: GrammarHint) -> Invocation {
 }
 
 /// The detection rule of the module docs; returns the grammar and why.
-pub(crate) fn detect(args: &[String]) -> (Generation, &'static str) {
+pub fn detect(args: &[String]) -> (Generation, &'static str) {
     let Some(pos) = command_position(args) else {
         return (Generation::Modern, "no command");
     };

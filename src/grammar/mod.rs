@@ -25,8 +25,7 @@ mod modern_table;
 pub(crate) mod msgpack_run;
 mod table;
 
-pub(crate) use detect::detect;
-pub use detect::{parse, GrammarHint};
+pub use detect::{detect, parse, GrammarHint};
 pub(crate) use invocation::{Effective, Ignored, Invocation, Item, Parsed, ParsedCommand};
 pub use table::{CommandSpec, Generation, ImplicitInput, OptionSpec, OutputKind, Reads, Use};
 

@@ -28,7 +28,7 @@ impl LocalCasCache {
 
     /// Refuse to fetch a blob larger than `bytes`; `bound` says what set it (for the
     /// error), e.g. the cache's byte budget.
-    pub(crate) fn with_max_entry(mut self, bytes: u64, bound: &'static str) -> Self {
+    pub fn with_max_entry(mut self, bytes: u64, bound: &'static str) -> Self {
         self.max_entry = Some(Limit { bytes, bound });
         self
     }

@@ -51,13 +51,13 @@ impl Store {
     /// Whether [`Store::put_file`] sends a file of `len` bytes as a multipart upload,
     /// the only kind that can leave staging behind in an object store. Never on a store
     /// without multipart (`http(s)://`): there a file that large is refused up front.
-    pub(crate) fn sends_multipart(&self, len: u64) -> bool {
+    pub fn sends_multipart(&self, len: u64) -> bool {
         len > self.tuning.multipart_threshold && !self.no_multipart
     }
 
     /// Remove what unfinished uploads to `key` left behind (see the module docs).
     /// The caller must be sure no upload of `key` is in progress.
-    pub(crate) async fn abort_unfinished_uploads(
+    pub async fn abort_unfinished_uploads(
         &self,
         key: &ObjectPath,
     ) -> Result<Unfinished, StoreError> {
