@@ -122,9 +122,13 @@ async fn unauthorized_is_shown_and_never_retried_or_fallen_back() {
     assert!(!s.out().exists());
 }
 
-/// Rewrites the FULL view: `edit(store_dir, last task log)`.
-async fn with_rewritten_result(edit: fn(&std::path::Path, &mut Value)) -> (Setup, String) {
-    let s = setup(&[]);
+/// Rewrites the FULL view: `edit(store_dir, last task log)`, with the worker started
+/// with `worker_flags`.
+async fn with_rewritten_result(
+    worker_flags: &[&str],
+    edit: fn(&std::path::Path, &mut Value),
+) -> (Setup, String) {
+    let s = setup(worker_flags);
     let store_dir = file_url_path(&s.backend.store_url);
     let faults = Faults {
         rewrite_full: Some(Box::new(move |task: &mut Value| {
@@ -141,7 +145,9 @@ async fn with_rewritten_result(edit: fn(&std::path::Path, &mut Value)) -> (Setup
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupted_output_blob_is_detected_and_nothing_written() {
-    let (_s, stderr) = with_rewritten_result(|_, log| {
+    // Every output through the store: none in the task log.
+    let (_s, stderr) = with_rewritten_result(&["--inline-output-bytes", "0"], |_, log| {
+        assert!(!log["metadata"].to_string().contains("content:"), "{log}");
         for output in log["outputs"].as_array().unwrap() {
             std::fs::write(file_url_path(output["url"].as_str().unwrap()), b"corrupt").unwrap();
         }
@@ -155,9 +161,34 @@ async fn a_corrupted_output_blob_is_detected_and_nothing_written() {
     );
 }
 
+/// Small outputs come back in the task log (`tes::inline`): one changed byte there is
+/// refused as a changed blob in the store is, and nothing is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupted_output_in_the_task_log_is_detected_and_nothing_written() {
+    let (_s, stderr) = with_rewritten_result(&[], |_, log| {
+        let metadata = log["metadata"].as_object_mut().unwrap();
+        let mut carried = 0;
+        for (key, value) in metadata.iter_mut() {
+            if key.starts_with("content:/bb-remote/out/") {
+                let text = value.as_str().unwrap();
+                // Another base64 letter first: same length, other bytes.
+                let first = if text.starts_with('A') { "B" } else { "A" };
+                *value = Value::from(format!("{first}{}", &text[1..]));
+                carried += 1;
+            }
+        }
+        assert!(carried >= 1, "the proof came back in the task log: {log}");
+    })
+    .await;
+    assert!(
+        stderr.contains("digest mismatch") && stderr.contains("task log"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_output_named_dot_dot_is_rejected_and_nothing_written() {
-    let (s, stderr) = with_rewritten_result(|_, log| {
+    let (s, stderr) = with_rewritten_result(&[], |_, log| {
         let output = &mut log["outputs"][0];
         let path = output["path"].as_str().unwrap().to_owned();
         output["path"] = Value::from("/bb-remote/out/../x");

@@ -28,7 +28,11 @@ fn exercise(server: StoreServer) {
         .unwrap()
         .block_on(crate::store::conformance(&store));
 
-    let backend = Backend::real_bb(StoreKind::Url(server.url.clone(), server.env.clone()), &[]);
+    // Every output through the store (none carried in the task log), to test downloads.
+    let backend = Backend::real_bb(
+        StoreKind::Url(server.url.clone(), server.env.clone()),
+        &["--inline-output-bytes", "0"],
+    );
     let scratch = Scratch::new();
     let (job, direct_out) = square_proved_directly(&scratch);
 

@@ -286,3 +286,68 @@ async fn admission_serialises_tasks_that_do_not_fit_together() {
         "2+2 GiB should run together: {a_start}..{a_end} vs {b_start}..{b_end}"
     );
 }
+
+/// A task tagged `tes::inline::TAG` gets its small outputs back in the log, within the
+/// smaller of its budget and the worker's, in output order; the rest is uploaded.
+#[tokio::test]
+async fn small_outputs_of_a_task_that_asks_come_back_in_the_log_not_the_store() {
+    use bb_remote::tes::inline;
+    let scratch = Scratch::new();
+    let mut args = scratch.fake_args();
+    args.extend(["--inline-output-bytes".into(), "9".into()]);
+    let worker = WorkerProc::start(&args);
+    let store = scratch.store_url();
+    let task = |run: &str, budget: Option<&str>| {
+        let mut task = json!({
+            "outputs": [
+                { "url": format!("{store}runs/{run}/file"), "path": "/work/out/file", "type": "FILE" },
+                { "url": format!("{store}runs/{run}/dir"), "path": "/work/dir", "type": "DIRECTORY" }
+            ],
+            "executors": [
+                { "image": "any", "command": ["bb", "write", "/work/out/file", "proof"] },
+                { "image": "any", "command": ["bb", "write", "/work/dir/a", "0123456789"] },
+                { "image": "any", "command": ["bb", "write", "/work/dir/b", "key"] }
+            ]
+        });
+        if let Some(budget) = budget {
+            task["tags"] = json!({ inline::TAG: budget });
+        }
+        task
+    };
+    // Asked for 100, the worker allows 9: `file` (5) and `b` (3) fit, `a` (10) not.
+    // Not asked: everything is uploaded.
+    for (run, budget, in_log) in [
+        ("1", Some("100"), &["/work/out/file", "/work/dir/b"][..]),
+        ("2", None, &[][..]),
+        ("3", Some("junk"), &[][..]),
+    ] {
+        let id = worker.create(&task(run, budget)).await;
+        let done = worker.wait_terminal(&id).await;
+        assert_eq!(done.state, Some(State::Complete), "{done:#?}");
+        let log = &done.logs[0];
+        assert_eq!(log.outputs.len(), 3);
+        for (path, rel, bytes) in [
+            ("/work/out/file", "file", &b"proof"[..]),
+            ("/work/dir/a", "dir/a", b"0123456789"),
+            ("/work/dir/b", "dir/b", b"key"),
+        ] {
+            let listed = log.outputs.iter().find(|o| o.path == path).unwrap();
+            assert_eq!(listed.size_bytes, bytes.len().to_string());
+            assert_eq!(listed.url, format!("{store}runs/{run}/{rel}"));
+            assert_eq!(
+                log.metadata[&format!("sha256:{path}")],
+                Digest::of_bytes(bytes).hex()
+            );
+            let stored = scratch.store_dir().join(format!("runs/{run}/{rel}"));
+            let carried = log.metadata.get(&inline::content_key(path));
+            if in_log.contains(&path) {
+                let carried = inline::decode(carried.unwrap(), bytes.len() as u64).unwrap();
+                assert_eq!(carried, bytes, "{path}");
+                assert!(!stored.exists(), "{path} was uploaded too");
+            } else {
+                assert!(carried.is_none(), "run {run}: {path} in the log");
+                assert_eq!(std::fs::read(&stored).unwrap(), bytes, "{path}");
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use futures::{StreamExt, TryStreamExt};
 
 use super::outputs;
-use super::transport::{RemoteOutput, Transport};
+use super::transport::{Fetched, RemoteOutput, Transport};
 use crate::error::{BadAnswer, Error};
 use crate::store::hash_file;
 
@@ -85,15 +85,18 @@ async fn fetch_all<T: Transport>(
     Ok(())
 }
 
-/// Fetch `output` into the new file `temp` and check its digest and size (whatever
-/// the transport checked itself).
+/// Fetch `output` into the new file `temp` and check its digest and size against the
+/// backend's claim (whatever the transport checked itself). The file is read again
+/// only when the transport did not hash the bytes as it wrote them.
 async fn fetch_one<T: Transport>(
     transport: &T,
     output: &RemoteOutput,
     temp: &Path,
 ) -> Result<(), Error> {
-    transport.fetch_output(output, temp).await?;
-    let (digest, size) = hash_file(temp).await?;
+    let (digest, size) = match transport.fetch_output(output, temp).await? {
+        Fetched::Hashed { digest, size } => (digest, size),
+        Fetched::Unhashed => hash_file(temp).await?,
+    };
     if digest != output.digest || size != output.size {
         return Err(Error::BadOutputs(BadAnswer::Mismatch {
             name: output.name.clone(),
@@ -141,8 +144,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// Serves outputs from memory (a unit-test stand-in for a backend). With a
-    /// barrier, each output is served only once all of them are being fetched.
-    struct InMemory(BTreeMap<String, Vec<u8>>, Option<tokio::sync::Barrier>);
+    /// barrier, each output is served only once all of them are being fetched. With
+    /// `hashed`, it reports the digest of the bytes it wrote, as the store does.
+    struct InMemory(
+        BTreeMap<String, Vec<u8>>,
+        Option<tokio::sync::Barrier>,
+        bool,
+    );
 
     impl Transport for InMemory {
         async fn stage_inputs(
@@ -154,12 +162,22 @@ mod tests {
         async fn execute(&mut self, _: &Job<'_>) -> Result<RemoteResult, Error> {
             unreachable!()
         }
-        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+        async fn fetch_output(&self, o: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
             if let Some(barrier) = &self.1 {
                 barrier.wait().await;
             }
-            tokio::fs::write(dest, &self.0[&o.location]).await.unwrap();
-            Ok(())
+            let Some(bytes) = self.0.get(&o.location) else {
+                let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+                return Err(Error::local_io(format!("fetching {}", o.location), gone));
+            };
+            tokio::fs::write(dest, bytes).await.unwrap();
+            Ok(match self.2 {
+                true => Fetched::Hashed {
+                    digest: Digest::of_bytes(bytes),
+                    size: bytes.len() as u64,
+                },
+                false => Fetched::Unhashed,
+            })
         }
     }
 
@@ -169,6 +187,7 @@ mod tests {
             digest: Digest::of_bytes(claimed),
             size: claimed.len() as u64,
             location: name.into(),
+            inline: None,
         }
     }
 
@@ -179,6 +198,7 @@ mod tests {
                 .map(|(n, c)| (n.to_string(), c.to_vec()))
                 .collect(),
             None,
+            false,
         )
     }
 
@@ -231,6 +251,46 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::BadOutputs(_)), "{err:?}");
         assert!(listing(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_of_several_concurrent_fetches_failing_leaves_nothing_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut t = backend(&[("proof", b"P"), ("public_inputs", b"I")]);
+        // All three in flight at once; the other two are written before vk fails.
+        t.1 = Some(tokio::sync::Barrier::new(3));
+        t.2 = true;
+        let results = [
+            output("proof", b"P"),
+            output("vk", b"V"),
+            output("public_inputs", b"I"),
+        ];
+        let err = write_outputs(&t, &results, &out, true).await.unwrap_err();
+        assert!(err.to_string().contains("fetching vk"), "{err}");
+        assert!(!out.exists(), "{:?}", listing(&out));
+        assert!(listing(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn bytes_hashed_while_fetching_are_still_checked_against_the_claim() {
+        for hashed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut t = backend(&[("proof", b"P"), ("vk", b"tampered")]);
+            t.2 = hashed;
+            let results = [output("proof", b"P"), output("vk", b"V")];
+            let err = write_outputs(&t, &results, dir.path(), false)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("vk"), "{err}");
+            assert!(listing(dir.path()).is_empty(), "hashed: {hashed}");
+            let good = backend(&[("proof", b"P"), ("vk", b"V")]);
+            let good = InMemory(good.0, None, hashed);
+            write_outputs(&good, &results, dir.path(), false)
+                .await
+                .unwrap();
+            assert_eq!(listing(dir.path()), ["proof", "vk"]);
+        }
     }
 
     #[tokio::test]

@@ -18,7 +18,8 @@
 //! Tags: [`TAG_KEY`] (the invocation key, used to find a live task again),
 //! [`TAG_ATTEMPT`] (unique per shim invocation, to recognise our own task after a
 //! lost create response), [`TAG_IMAGE`] and one `bb-remote.input.<i>` per input
-//! (`<role>:<sha256>`). The caller's `-c` never appears: the plan drops it; the
+//! (`<role>:<sha256>`); for the reference worker also `tes::inline::TAG`, which lets it
+//! return small outputs in the task log. The caller's `-c` never appears: the plan drops it; the
 //! executor's own CRS directory is passed when configured.
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +30,7 @@ use crate::config::RemoteSide;
 use crate::grammar::Generation;
 use crate::route::{InputSource, PathMapping, RenderError};
 use crate::store::Store;
+use crate::tes::inline;
 use crate::tes::types::{Executor, FileType, Input, Output, Resources, Task};
 
 pub(crate) const TAG_KEY: &str = "bb-remote.key";
@@ -179,6 +181,13 @@ pub(crate) fn build_task(
         (TAG_ATTEMPT.to_owned(), spec.attempt.to_owned()),
         (TAG_IMAGE.to_owned(), spec.image.to_owned()),
     ]);
+    if spec.engine == Engine::ReferenceWorker {
+        // Small outputs come back in the task log: no store round trip for them.
+        tags.insert(
+            inline::TAG.to_owned(),
+            inline::DEFAULT_MAX_BYTES.to_string(),
+        );
+    }
     for input in &job.inputs {
         let planned = &plan.inputs[input.index];
         inputs.push(Input {

@@ -6,6 +6,8 @@
 //!   against the `sha256sums` manifest the task itself wrote next to the outputs
 //!   (generic engines; see `task.rs`). An output named by neither is refused, and so
 //!   is a manifest entry the engine did not upload;
+//! - an output file's bytes carried in the task log (small files, reference worker,
+//!   `tes::inline`) get the same checks (size, recorded SHA-256) instead of a download;
 //! - bb's stdout and stderr come whole and byte-exact from the files the engine wrote
 //!   (`Executor.stdout`/`stderr` in [`META_DIR`]), their size checked against the
 //!   task log (and their digest, when the metadata has one). Only when the engine did
@@ -23,6 +25,7 @@ use super::task::{Engine, META_DIR};
 use super::transport::{RemoteOutput, RemoteResult};
 use crate::error::{BadAnswer, Error, TaskFailure};
 use crate::store::{Digest, Store};
+use crate::tes::inline;
 use crate::tes::types::{OutputFileLog, State, Task};
 
 /// Largest stdout or stderr accepted from a task (bb prints kilobytes).
@@ -97,6 +100,16 @@ pub(crate) async fn result_of(
             })
             .transpose()
     };
+    // A file's bytes carried in the log (`tes::inline`), checked as a download is.
+    let carried = |file: &OutputFileLog, digest: Option<Digest>, limit: u64| {
+        let Some(text) = log.metadata.get(&inline::content_key(&file.path)) else {
+            return Ok(None);
+        };
+        let size = size_of(file).map_err(&bad)?;
+        let whole = checked_inline(text, size, digest, limit)
+            .map_err(|problem| bad(format!("output {}: {problem}", file.path)))?;
+        Ok::<_, Error>(Some(whole))
+    };
     // `tail`: the stream's text in the executor log. When that is the whole file (the
     // recorded digest and size say so), it is used and the store is not asked: a
     // round trip less per stream on a remote store, with the same check a download
@@ -108,6 +121,9 @@ pub(crate) async fn result_of(
                 return Ok(None);
             };
             let digest = recorded(file)?;
+            if let Some(whole) = carried(file, digest, limit)? {
+                return Ok(Some(whole));
+            }
             if let Some(whole) = tail.and_then(|t| whole_from_log(file, digest, t)) {
                 return Ok(Some(whole));
             }
@@ -182,6 +198,7 @@ pub(crate) async fn result_of(
                 digest,
                 size: size_of(file).map_err(&bad)?,
                 location: file.url.clone(),
+                inline: carried(file, Some(digest), inline::DEFAULT_MAX_BYTES)?,
             });
         }
         if let Some(manifest) = &manifest {
@@ -214,6 +231,30 @@ fn size_of(file: &OutputFileLog) -> Result<u64, String> {
     file.size_bytes
         .parse::<u64>()
         .map_err(|_| format!("output {}: bad size_bytes {:?}", file.path, file.size_bytes))
+}
+
+/// The bytes `text` carries (`tes::inline`): at most `limit` of them, exactly `size`,
+/// and when a digest was recorded, that digest (none recorded: refused).
+fn checked_inline(
+    text: &str,
+    size: u64,
+    digest: Option<Digest>,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    if size > limit {
+        return Err(format!(
+            "{size} bytes in the task log, more than the {limit} allowed"
+        ));
+    }
+    let expected = digest.ok_or("its content is in the task log, but no sha256")?;
+    let bytes = inline::decode(text, size)?;
+    let actual = Digest::of_bytes(&bytes);
+    if actual != expected {
+        return Err(format!(
+            "digest mismatch: the content in the task log has sha256 {actual}, recorded {expected}"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `tail` as the whole of `file`, if its size and SHA-256 are what the task log records
@@ -391,6 +432,64 @@ mod tests {
         .unwrap_err();
         let chain = crate::logging::error_chain(&err);
         assert!(chain.contains("meta/stdout"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn bytes_in_the_log_are_used_only_when_size_and_digest_agree() {
+        // The store is empty: every byte must come from the log.
+        let store = Store::from_url("memory:///", &crate::config::Env::default()).unwrap();
+        let (stderr, proof) = (
+            b"bad byte \xff\n".as_slice(),
+            b"proof \x00 bytes".as_slice(),
+        );
+        let with = |carried: &[(&str, String)], proof_size: usize| {
+            let mut task = finished(b"", stderr, &store);
+            let log = &mut task.logs[0];
+            log.metadata
+                .insert("sha256:/o/proof".into(), Digest::of_bytes(proof).hex());
+            log.outputs.push(OutputFileLog {
+                url: store.url_for_relative("out/proof").to_string(),
+                path: "/o/proof".into(),
+                size_bytes: proof_size.to_string(),
+            });
+            let stderr_in_log = ("/bb-remote/meta/stderr", inline::encode(stderr));
+            for (path, text) in carried.iter().chain([&stderr_in_log]) {
+                log.metadata.insert(inline::content_key(path), text.clone());
+            }
+            task
+        };
+        let read = |task: Task| {
+            let store = store.clone();
+            async move {
+                result_of(
+                    &store,
+                    "t",
+                    State::Complete,
+                    &task,
+                    Engine::ReferenceWorker,
+                    "/o",
+                )
+                .await
+                .map_err(|e| crate::logging::error_chain(&e))
+            }
+        };
+        let good = [("/o/proof", inline::encode(proof))];
+        let result = read(with(&good, proof.len())).await.unwrap();
+        assert_eq!(result.stderr, stderr, "byte-exact, not the lossy tail");
+        assert_eq!(result.outputs[0].inline.as_deref(), Some(proof));
+
+        let forged = [("/o/proof", inline::encode(b"proof \x01 bytes"))];
+        let err = read(with(&forged, proof.len())).await.unwrap_err();
+        assert!(
+            err.contains("/o/proof") && err.contains("digest mismatch"),
+            "{err}"
+        );
+        let short = [("/o/proof", inline::encode(&proof[1..]))];
+        let err = read(with(&short, proof.len())).await.unwrap_err();
+        assert!(err.contains("/o/proof"), "{err}");
+        let too_big = [("/o/proof", inline::encode(&[0; 70_000]))];
+        let err = read(with(&too_big, 70_000)).await.unwrap_err();
+        assert!(err.contains("more than the 65536 allowed"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use backon::BackoffBuilder;
 use super::signals::Signals;
 use super::task::{build_task, Engine, TaskSpec, TAG_ATTEMPT, TAG_IMAGE, TAG_KEY};
 use super::task_result::result_of;
-use super::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
+use super::transport::{Fetched, Job, RemoteOutput, RemoteResult, Transport, UploadStats};
 use super::wait;
 use crate::config::RemoteSide;
 use crate::error::Error;
@@ -192,13 +192,23 @@ impl Transport for TesTransport {
         .await
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
+        if let Some(bytes) = &output.inline {
+            // Hashed and checked against `digest` when the task log was read
+            // (`task_result`): only written here.
+            write_new(dest, bytes).await?;
+            return Ok(Fetched::Hashed {
+                digest: output.digest,
+                size: bytes.len() as u64,
+            });
+        }
         let began = Instant::now();
-        self.store
+        let (digest, size) = self
+            .store
             .download_to(&output.location, dest, &output.digest, output.size)
             .await?;
         tracing::debug!(ms = ms(began), output = %output.name, "output fetched");
-        Ok(())
+        Ok(Fetched::Hashed { digest, size })
     }
 
     async fn abandon(&mut self) -> Result<bool, Error> {
@@ -353,6 +363,20 @@ fn lookup_view(reuse_live: bool) -> View {
     } else {
         View::Basic
     }
+}
+
+/// Write `bytes` into `dest`, a file that must not exist yet.
+async fn write_new(dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |e| Error::local_io(format!("writing {}", dest.display()), e);
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .await
+        .map_err(failed)?;
+    file.write_all(bytes).await.map_err(failed)?;
+    file.flush().await.map_err(failed)
 }
 
 /// Milliseconds since `since`, for the phase timings at debug level.

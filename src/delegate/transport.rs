@@ -35,6 +35,9 @@ pub(crate) struct RemoteOutput {
     pub(crate) size: u64,
     /// Where the transport fetches it from (a store URL for TES).
     pub(crate) location: String,
+    /// Its bytes, when the backend's answer carried them (`tes::inline`), already
+    /// checked against `digest` and `size`.
+    pub(crate) inline: Option<Vec<u8>>,
 }
 
 /// What the remote bb did: the same things a local bb would have shown the caller.
@@ -54,6 +57,17 @@ pub(crate) struct UploadStats {
     pub(crate) files_sent: usize,
     pub(crate) bytes: u64,
     pub(crate) bytes_sent: u64,
+}
+
+/// What [`Transport::fetch_output`] knows of the bytes it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetched {
+    /// Hashed as they were written: the SHA-256 and size of exactly the bytes now in
+    /// the file. The caller compares them with what the backend claimed, and does not
+    /// read the file again.
+    Hashed { digest: Digest, size: u64 },
+    /// Written without hashing: the caller hashes the file.
+    Unhashed,
 }
 
 /// A place that can run bb jobs.
@@ -80,8 +94,8 @@ pub(crate) trait Transport {
     async fn execute(&mut self, job: &Job<'_>) -> Result<RemoteResult, Error>;
 
     /// Write the bytes of `output` to `dest` (a new temporary file the caller owns and
-    /// verifies). Must not touch any other path.
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error>;
+    /// verifies against `output`'s digest and size). Must not touch any other path.
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error>;
 
     /// Cancel what this caller created on the backend, after a signal or the timeout
     /// stopped [`Transport::execute`] part way (its future was dropped). Never touches

@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::frame;
 use crate::config::Env;
 use crate::delegate::execute_plan;
-use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport};
+use crate::delegate::transport::{Fetched, Job, RemoteOutput, RemoteResult, Transport};
 use crate::diag;
 use crate::error::Error;
 use crate::record::format::{FixtureDir, Mode};
@@ -108,13 +108,15 @@ impl Transport for Answered {
                 digest: Digest::of_bytes(&self.framed),
                 size: self.framed.len() as u64,
                 location: "the native bb's answer".to_owned(),
+                inline: None,
             }],
         })
     }
 
-    async fn fetch_output(&self, _output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+    async fn fetch_output(&self, _output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
         tokio::fs::write(dest, &self.framed)
             .await
+            .map(|()| Fetched::Unhashed)
             .map_err(|e| Error::local_io(format!("writing {}", dest.display()), e))
     }
 }

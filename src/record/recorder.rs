@@ -19,7 +19,9 @@ use super::format::{
 use super::plan::{self, Chosen};
 use crate::config::{Env, Settings};
 use crate::delegate::key;
-use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport, UploadStats};
+use crate::delegate::transport::{
+    Fetched, Job, RemoteOutput, RemoteResult, Transport, UploadStats,
+};
 use crate::error::Error;
 use crate::store::Digest;
 use crate::{diag, env_vars, native};
@@ -56,7 +58,7 @@ impl<T: Transport> Transport for Recording<T> {
         self.inner.execute(job).await
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
         self.inner.fetch_output(output, dest).await
     }
 

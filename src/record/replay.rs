@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::format::{FixtureDir, FormatError, Record};
-use crate::delegate::transport::{Job, RemoteOutput, RemoteResult, Transport};
+use crate::delegate::transport::{Fetched, Job, RemoteOutput, RemoteResult, Transport};
 use crate::error::Error;
 use crate::store::Digest;
 
@@ -66,6 +66,7 @@ impl ReplayTransport {
                     digest: o.sha256,
                     size: o.size,
                     location: self.dir.blob_path(&o.sha256).display().to_string(),
+                    inline: None,
                 })
                 .collect(),
         })
@@ -92,11 +93,11 @@ impl Transport for ReplayTransport {
         }
     }
 
-    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<(), Error> {
+    async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
         // A blob was checked to be a regular file, not a link, when the record was read.
         tokio::fs::copy(&output.location, dest)
             .await
-            .map(drop)
+            .map(|_| Fetched::Unhashed)
             .map_err(|e| Error::local_io(format!("copying fixture blob {}", output.location), e))
     }
 }

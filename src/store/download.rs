@@ -56,15 +56,16 @@ impl Store {
         }
         let body = got.into_stream();
         let mut partial = PartialFile::create(dest_dir, name).await?;
-        let size = partial.fill_verified(key, body, expected, limit).await?;
+        let (_, size) = partial.fill_verified(key, body, expected, limit).await?;
         partial.persist(&dest_dir.join(name)).await?;
         Ok(size)
     }
 
     /// Stream the object at `url` (inside this store) into `dest`, a new file the
     /// caller owns (it must not exist), hashing as it writes; at most `size` bytes
-    /// are accepted, and the digest must be `expected`. On any failure `dest` is
-    /// removed. Not synced to disk: the caller renames it into place, as bb leaves its
+    /// are accepted, and the digest must be `expected`. Returns the SHA-256 and size
+    /// of the bytes written, so the caller need not read the file again. On any
+    /// failure `dest` is removed. Not synced to disk: the caller renames it into place, as bb leaves its
     /// own outputs (a sync per file costs more than a tiny proof's whole transfer).
     pub(crate) async fn download_to(
         &self,
@@ -72,7 +73,7 @@ impl Store {
         dest: &Path,
         expected: &Digest,
         size: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(Digest, u64), StoreError> {
         let key = self.key_for_url(url)?;
         let store_err = |e| StoreError::from_store(&key, e);
         let body = self.inner.get(&key).await.map_err(store_err)?.into_stream();
@@ -146,14 +147,14 @@ struct PartialFile {
 impl PartialFile {
     /// Write `body` (the object `key`) into this file while hashing it; refuse more
     /// than `limit` bytes when one is known and a digest other than `expected`.
-    /// Returns the size written.
+    /// Returns the digest and size of what was written.
     async fn fill_verified(
         &mut self,
         key: &ObjectPath,
         mut body: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
         expected: &Digest,
         limit: Option<Limit>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(Digest, u64), StoreError> {
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
@@ -177,7 +178,7 @@ impl PartialFile {
                 actual,
             });
         }
-        Ok(written)
+        Ok((actual, written))
     }
 
     async fn create(dir: &Path, name: &str) -> Result<Self, StoreError> {
@@ -346,8 +347,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
         assert!(entries(dir.path()).is_empty());
-        let n = store.download_to(&url, &dest, &d, 100_000).await.unwrap();
-        assert_eq!((n, std::fs::read(&dest).unwrap()), (100_000, content));
+        let got = store.download_to(&url, &dest, &d, 100_000).await.unwrap();
+        assert_eq!(got, (d, 100_000));
+        assert_eq!(std::fs::read(&dest).unwrap(), content);
         // The destination is the caller's new file: an existing one is never overwritten.
         let err = store
             .download_to(&url, &dest, &d, 100_000)

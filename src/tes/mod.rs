@@ -3,10 +3,12 @@
 //!
 //! - [`types`]: the schema's JSON types, shared by client and worker.
 //! - [`client`]: the HTTP client (per-request deadlines, bounded replies and pages,
-//!   typed errors in [`error`], bounded retries in [`retry`]).
-//! - [`prefer`]: `Prefer: wait=N`, the long poll a backend may honour.
+//!   typed errors in [`error`], bounded retries in [`retry`]);
+//! - [`prefer`]: `Prefer: wait=N`, the long poll a backend may honour;
+//! - [`inline`]: small outputs in the task log (a reference-worker extension).
 pub mod client;
 pub(crate) mod error;
+pub mod inline;
 pub mod prefer;
 pub mod retry;
 pub mod types;

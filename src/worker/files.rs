@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::store::{Digest, LocalCasCache, Store};
+use crate::tes::inline;
 use crate::tes::types::{FileType, OutputFileLog, Task, TaskLog};
 
 use super::sandbox::Sandbox;
@@ -35,27 +36,40 @@ pub(crate) async fn materialize(
 ) -> Result<(), String> {
     let root = sandbox.root();
     create_dir(&root).await?;
+    let mut from_store = Vec::new();
     for (i, input) in task.inputs.iter().enumerate() {
         let dest = sandbox
             .map(&input.path, &format!("inputs[{i}].path"))
             .map_err(|e| e.to_string())?;
         create_parent(&dest).await?;
-        if let Some(content) = &input.content {
-            tokio::fs::write(&dest, content)
+        match &input.content {
+            Some(content) => tokio::fs::write(&dest, content)
                 .await
-                .map_err(|e| format!("writing input {}: {e}", input.path))?;
-            continue;
+                .map_err(|e| format!("writing input {}: {e}", input.path))?,
+            None => from_store.push((input, dest)),
         }
-        let url = input.url.as_deref().unwrap_or_default();
-        let (_, cached) = cache
-            .fetch_url(store, url)
-            .await
-            .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
-        super::retention::touch(&cached);
-        tokio::fs::copy(&cached, &dest)
-            .await
-            .map_err(|e| format!("copying input {} into the sandbox: {e}", input.path))?;
     }
+    // Inputs missing from the cache are downloaded several at once: on a remote store
+    // each is a round trip.
+    let fetches: Vec<_> = from_store
+        .iter()
+        .map(|(input, dest)| async move {
+            let url = input.url.as_deref().unwrap_or_default();
+            let (_, cached) = cache
+                .fetch_url(store, url)
+                .await
+                .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
+            super::retention::touch(&cached);
+            tokio::fs::copy(&cached, dest)
+                .await
+                .map(drop)
+                .map_err(|e| format!("copying input {} into the sandbox: {e}", input.path))
+        })
+        .collect();
+    futures::stream::iter(fetches)
+        .buffer_unordered(INPUT_PARALLELISM)
+        .try_collect::<Vec<()>>()
+        .await?;
     for volume in &task.volumes {
         create_dir(&sandbox.map(volume, "volume").map_err(|e| e.to_string())?).await?;
     }
@@ -71,6 +85,9 @@ pub(crate) async fn materialize(
     Ok(())
 }
 
+/// Inputs fetched into the cache at once.
+const INPUT_PARALLELISM: usize = 4;
+
 /// Output files uploaded at once (those sent in one request).
 const UPLOAD_PARALLELISM: usize = 4;
 
@@ -78,7 +95,8 @@ const UPLOAD_PARALLELISM: usize = 4;
 /// with `only`, just the output files at those container paths (a failed executor's
 /// stdout and stderr captures). Files go several at once: on a remote store each
 /// upload is a round trip, and a proof's handful of small files one after another
-/// cost a tiny proof more than bb's own run.
+/// cost a tiny proof more than bb's own run. Small files of a task that asks for it
+/// are recorded in the log instead, up to a budget (`tes::inline`): no round trip.
 pub(crate) async fn upload_outputs(
     task: &Task,
     sandbox: &Sandbox,
@@ -86,7 +104,6 @@ pub(crate) async fn upload_outputs(
     log: &mut TaskLog,
     only: Option<&[&str]>,
 ) -> Result<(), String> {
-    let store = &worker.config.store;
     // (host file, url, container path) of every file to upload.
     let mut files = Vec::new();
     for output in &task.outputs {
@@ -113,34 +130,61 @@ pub(crate) async fn upload_outputs(
     if let Some(keep) = only {
         files.retain(|(_, _, path)| keep.contains(&path.as_str()));
     }
-    let mut large = Vec::with_capacity(files.len());
+    let mut sizes = Vec::with_capacity(files.len());
     for (file, _, path) in &files {
         match tokio::fs::metadata(file).await {
-            Ok(meta) if meta.is_file() => large.push(store.sends_multipart(meta.len())),
+            Ok(meta) if meta.is_file() => sizes.push(meta.len()),
             _ => return Err(format!("output {path} was not produced")),
+        }
+    }
+    // Small files the task lets us keep in its log go there, up to the budget, in the
+    // task's order; the rest is uploaded.
+    let mut budget = inline_budget(task, worker.config.inline_output_bytes);
+    let mut kept = vec![None; files.len()];
+    let inlining = budget > 0;
+    for (i, (file, _, _)) in files.iter().enumerate() {
+        if inlining && sizes[i] <= budget {
+            if let Some(bytes) = read_at_most(file, budget).await? {
+                budget -= bytes.len() as u64;
+                kept[i] = Some(bytes);
+            }
         }
     }
     // One-request files several at once, then multipart ones (each already sends
     // several parts at once) one at a time: memory stays that of either, not both.
-    let small: Vec<_> = files
-        .iter()
-        .zip(&large)
-        .filter(|(_, large)| !**large)
-        .map(|((file, url, path), _)| upload_one(worker, file, url, path))
-        .collect();
+    let store = &worker.config.store;
+    let to_send = |want_large: bool| {
+        files
+            .iter()
+            .zip(&sizes)
+            .zip(&kept)
+            .filter(move |((_, size), kept)| {
+                kept.is_none() && store.sends_multipart(**size) == want_large
+            })
+            .map(|(((file, url, path), _), _)| upload_one(worker, file, url, path))
+    };
+    let small: Vec<_> = to_send(false).collect();
     let mut small = futures::stream::iter(small)
         .buffered(UPLOAD_PARALLELISM)
         .try_collect::<Vec<_>>()
         .await?
         .into_iter();
-    let mut uploaded = Vec::with_capacity(files.len());
-    for ((file, url, path), large) in files.iter().zip(&large) {
-        uploaded.push(match large {
-            true => upload_one(worker, file, url, path).await?,
-            false => small.next().expect("one result per small file"),
-        });
+    let mut large = Vec::new();
+    for upload in to_send(true).collect::<Vec<_>>() {
+        large.push(upload.await?);
     }
-    for ((_, url, path), (digest, size)) in files.into_iter().zip(uploaded) {
+    let mut large = large.into_iter();
+    for (i, (_, url, path)) in files.into_iter().enumerate() {
+        let (digest, size) = match &kept[i] {
+            Some(bytes) => {
+                log.metadata
+                    .insert(inline::content_key(&path), inline::encode(bytes));
+                Some((Digest::of_bytes(bytes), bytes.len() as u64))
+            }
+            None if store.sends_multipart(sizes[i]) => large.next(),
+            None => small.next(),
+        }
+        .ok_or_else(|| format!("output {path}: its upload result went missing"))?;
         log.metadata.insert(digest_key(&path), digest.hex());
         log.outputs.push(OutputFileLog {
             url,
@@ -149,6 +193,31 @@ pub(crate) async fn upload_outputs(
         });
     }
     Ok(())
+}
+
+/// How many output bytes `task` may keep in its log: what it asks for (`inline::TAG`),
+/// at most the worker's `cap`.
+fn inline_budget(task: &Task, cap: u64) -> u64 {
+    task.tags
+        .get(inline::TAG)
+        .and_then(|asked| asked.parse::<u64>().ok())
+        .map_or(0, |asked| asked.min(cap))
+}
+
+/// The whole file if it has at most `limit` bytes (it may have grown since its size
+/// was read), else `None`.
+async fn read_at_most(file: &Path, limit: u64) -> Result<Option<Vec<u8>>, String> {
+    use tokio::io::AsyncReadExt;
+    let opened = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| format!("reading output {}: {e}", file.display()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| format!("reading output {}: {e}", file.display()))?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 /// Upload one output file (host path `file`) to `url`; its digest and size.

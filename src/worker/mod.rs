@@ -115,6 +115,11 @@ pub struct WorkerArgs {
     /// polls. 0 turns long polls off.
     #[arg(long, default_value_t = 128)]
     pub(crate) max_waiters: usize,
+    /// Most bytes of output files, in total per task, recorded in the task log instead
+    /// of uploaded, for tasks that ask for it (the shim does; see `tes::inline`): a
+    /// round trip to the store less per file for small proofs. 0: always upload.
+    #[arg(long, default_value_t = crate::tes::inline::DEFAULT_MAX_BYTES)]
+    pub(crate) inline_output_bytes: u64,
     /// Run bb without kernel confinement (Landlock). Only for kernels without Landlock
     /// and clients you trust: a task could then read and write anything the worker can.
     #[arg(long)]
@@ -342,6 +347,7 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
             "the input cache budget (--cache-max-bytes)",
         ),
         confine: !args.no_confine,
+        inline_output_bytes: args.inline_output_bytes,
         retention: retention::Retention {
             cache_max_bytes: args.cache_max_bytes,
             keep_finished: hours(args.keep_finished_hours)?,

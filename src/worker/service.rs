@@ -48,6 +48,9 @@ pub(crate) struct Config {
     pub(crate) cache: LocalCasCache,
     /// Run bb under Landlock (`confine`); off only with `--no-confine`.
     pub(crate) confine: bool,
+    /// Most output bytes per task kept in the task log instead of the store
+    /// (`--inline-output-bytes`, for tasks tagged `tes::inline::TAG`).
+    pub(crate) inline_output_bytes: u64,
     /// Cache budget and task retention (`retention`).
     pub(crate) retention: Retention,
 }
