@@ -193,20 +193,20 @@ impl Transport for TesTransport {
     }
 
     async fn fetch_output(&self, output: &RemoteOutput, dest: &Path) -> Result<Fetched, Error> {
-        if let Some(bytes) = &output.inline {
+        let began = Instant::now();
+        let (digest, size) = match &output.inline {
             // Hashed and checked against `digest` when the task log was read
             // (`task_result`): only written here.
-            write_new(dest, bytes).await?;
-            return Ok(Fetched::Hashed {
-                digest: output.digest,
-                size: bytes.len() as u64,
-            });
-        }
-        let began = Instant::now();
-        let (digest, size) = self
-            .store
-            .download_to(&output.location, dest, &output.digest, output.size)
-            .await?;
+            Some(bytes) => {
+                write_new(dest, bytes).await?;
+                (output.digest, bytes.len() as u64)
+            }
+            None => {
+                self.store
+                    .download_to(&output.location, dest, &output.digest, output.size)
+                    .await?
+            }
+        };
         tracing::debug!(ms = ms(began), output = %output.name, "output fetched");
         Ok(Fetched::Hashed { digest, size })
     }
