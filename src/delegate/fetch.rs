@@ -7,7 +7,7 @@
 //! every transport.
 use std::path::{Path, PathBuf};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::outputs;
 use super::transport::{Fetched, RemoteOutput, Transport};
@@ -78,11 +78,14 @@ async fn fetch_all<T: Transport>(
         .iter()
         .zip(&temps.paths)
         .map(|((output, _), temp)| fetch_one(transport, output, temp));
-    futures::stream::iter(fetches)
+    // Every fetch runs to its end before the first error is returned: a fetch dropped
+    // part way can still create its file afterwards (tokio runs file operations on
+    // blocking threads that outlive the future), after the clean-up already ran.
+    let ended: Vec<Result<(), Error>> = futures::stream::iter(fetches)
         .buffer_unordered(FETCH_PARALLELISM)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+        .collect()
+        .await;
+    ended.into_iter().collect()
 }
 
 /// Fetch `output` into the new file `temp` and check its digest and size against the
@@ -170,7 +173,16 @@ mod tests {
                 let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
                 return Err(Error::local_io(format!("fetching {}", o.location), gone));
             };
-            tokio::fs::write(dest, bytes).await.unwrap();
+            // On a blocking thread, as tokio's file operations are: it goes on even if
+            // this future is dropped.
+            let (dest, written) = (dest.to_owned(), bytes.clone());
+            tokio::task::spawn_blocking(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::fs::write(dest, written)
+            })
+            .await
+            .unwrap()
+            .unwrap();
             Ok(match self.2 {
                 true => Fetched::Hashed {
                     digest: Digest::of_bytes(bytes),
@@ -266,10 +278,12 @@ mod tests {
             output("vk", b"V"),
             output("public_inputs", b"I"),
         ];
-        let err = write_outputs(&t, &results, &out, true).await.unwrap_err();
+        std::fs::create_dir(&out).unwrap();
+        let err = write_outputs(&t, &results, &out, false).await.unwrap_err();
         assert!(err.to_string().contains("fetching vk"), "{err}");
-        assert!(!out.exists(), "{:?}", listing(&out));
-        assert!(listing(dir.path()).is_empty());
+        // A fetch left running would write its file after the clean-up.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(listing(&out).is_empty(), "{:?}", listing(&out));
     }
 
     #[tokio::test]
