@@ -39,23 +39,30 @@ fn slow_backend(scratch: &Scratch, secs: u32) -> Backend {
     )
 }
 
-/// The client's prove of `square` through a proxy (forwarding `Prefer` or not); the
-/// outcome and the task reads the proxy saw.
-async fn prove(backend: &Backend, scratch: &Scratch, forward_prefer: bool) -> (String, usize) {
+/// The client's prove of `square` through a proxy (forwarding `Prefer` or not, failing
+/// the first `failed_reads` task reads with 503); stderr, the task reads the proxy saw and
+/// the failures it did not get to inject.
+async fn prove(
+    backend: &Backend,
+    scratch: &Scratch,
+    forward_prefer: bool,
+    failed_reads: usize,
+) -> (String, usize, usize) {
     let job = AztecJob::new(scratch, "square", "SquareArtifact");
     let faults = Faults {
         forward_prefer,
+        unavailable_reads: failed_reads,
         ..Faults::default()
     };
     let proxy = FaultProxy::start(&backend.worker.base, faults).await;
-    let out = scratch.path(format!("out-{forward_prefer}"));
+    let out = scratch.path(format!("out-{forward_prefer}-{failed_reads}"));
     let mut shim = backend.shim_to(scratch, &proxy.url);
     shim.args(job.prove_argv(&out));
     let outcome = run_blocking(shim).await;
     outcome.assert_code(0, "a slow proof");
     assert!(out.join("proof").is_file());
-    let reads = proxy.faults.lock().unwrap().task_reads;
-    (outcome.stderr, reads)
+    let faults = proxy.faults.lock().unwrap();
+    (outcome.stderr, faults.task_reads, faults.unavailable_reads)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,11 +72,22 @@ async fn a_task_end_comes_from_a_held_read_and_an_engine_without_it_is_polled() 
     // A task of 3 s: polled, that is ~150 reads (5 ms apart at first, then 2% of the
     // time waited); held, one per state change (QUEUED, INITIALIZING, RUNNING, the end)
     // plus the final FULL view.
-    let (stderr, reads) = prove(&backend, &scratch, true).await;
+    let (stderr, reads, _) = prove(&backend, &scratch, true, 0).await;
     assert!(reads <= 8, "{reads} task reads with long polls:\n{stderr}");
     assert_eq!(stderr.matches(" COMPLETE after ").count(), 1, "{stderr}");
-    let (stderr, polled) = prove(&backend, &scratch, false).await;
+    let (stderr, polled, _) = prove(&backend, &scratch, false, 0).await;
     assert!(polled > 20, "{polled} task reads when polling:\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_poll_that_fails_is_retried() {
+    let scratch = Scratch::new();
+    let backend = slow_backend(&scratch, 1);
+    // The first two reads fail (503): retried within bounds (the proof is made, see
+    // `prove`), and the wait goes on held.
+    let (stderr, reads, left) = prove(&backend, &scratch, true, 2).await;
+    assert_eq!(left, 0, "both failures were injected");
+    assert!(reads <= 10, "{reads} task reads with long polls:\n{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

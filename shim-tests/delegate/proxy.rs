@@ -27,6 +27,8 @@ pub struct Faults {
     pub forward_prefer: bool,
     /// `GET /tasks/{id}` requests received (the shim's waiting), for assertions.
     pub task_reads: usize,
+    /// Answer this many `GET /tasks/{id}` with 503 without forwarding them.
+    pub unavailable_reads: usize,
 }
 
 pub struct FaultProxy {
@@ -83,6 +85,10 @@ async fn forward(
         forward_prefer = faults.forward_prefer;
         if faults.unavailable > 0 {
             faults.unavailable -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response();
+        }
+        if is_task_read && faults.unavailable_reads > 0 {
+            faults.unavailable_reads -= 1;
             return (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response();
         }
     }
