@@ -107,7 +107,20 @@ async fn outputs_are_uploaded_with_digests_and_the_sandbox_is_removed() {
         entries(&data.join("sandboxes")).is_empty(),
         "sandbox left behind"
     );
+    // Its files are deleted just after the end is recorded: bounded disk.
+    wait_empty(&data.join("discarded")).await;
     assert_eq!(entries(&data.join("cache/sha256")), [uploaded.digest.hex()]);
+}
+
+/// Wait (a generous bound) until `dir` has no entries.
+async fn wait_empty(dir: &Path) {
+    for _ in 0..1000 {
+        if entries(dir).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{} keeps {:?}", dir.display(), entries(dir));
 }
 
 #[tokio::test]
@@ -192,11 +205,18 @@ async fn crash_then_restart_recovers_every_task() {
         .await;
     let queued = worker.create(&fake_task(&["echo", "after restart"])).await;
     let pid = wait_for_pid(&scratch.data_dir(), &running, "pid").await;
+    // RUNNING is written while bb starts; once a client sees it, it is on disk.
+    worker.wait_until(&running, |s| s == State::Running).await;
     worker.kill();
     // The parent-death signal takes the orphaned bb down with the worker.
     wait_dead(pid).await;
+    // A sandbox set aside by a task that ended, not yet deleted when the worker died.
+    let discarded = scratch.data_dir().join("discarded/0000000000-left");
+    std::fs::create_dir_all(discarded.join("root/work")).unwrap();
+    std::fs::write(discarded.join("root/work/proof"), "stale").unwrap();
 
     let worker = WorkerProc::start(&args);
+    assert!(entries(&scratch.data_dir().join("discarded")).is_empty());
     let crashed = worker.get(&running).await;
     assert_eq!(crashed.state, Some(State::SystemError));
     let system_logs = crashed.logs[0].system_logs.join("\n");
@@ -218,6 +238,40 @@ async fn crash_then_restart_recovers_every_task() {
         Some(State::Complete)
     );
     assert!(entries(&scratch.data_dir().join("sandboxes")).is_empty());
+}
+
+/// kill -9 as soon as bb has started: RUNNING may or may not be on disk yet (its
+/// commit overlaps bb's start). Either way nothing is lost: after the restart the task
+/// runs again to COMPLETE (RUNNING was not yet durable) or ends SYSTEM_ERROR saying
+/// why (it was); it never stays unfinished, and no sandbox is left.
+#[tokio::test]
+async fn a_kill_right_after_bb_starts_loses_nothing() {
+    let scratch = Scratch::new();
+    let args = scratch.fake_args();
+    for round in 0..3 {
+        let worker = WorkerProc::start(&args);
+        let id = worker
+            .create(&fake_task(&["sleep", "0.2", "/work/pid"]))
+            .await;
+        let pid = wait_for_pid(&scratch.data_dir(), &id, "pid").await;
+        worker.kill();
+        wait_dead(pid).await;
+        let worker = WorkerProc::start(&args);
+        let done = worker.wait_terminal(&id).await;
+        match done.state {
+            Some(State::Complete) => assert_eq!(done.logs.len(), 1, "{done:#?}"),
+            Some(State::SystemError) => {
+                let why = done.logs[0].system_logs.join("\n");
+                assert!(
+                    why.contains("worker stopped while this task was running"),
+                    "{why}"
+                );
+            }
+            other => panic!("round {round}: {other:?}\n{done:#?}"),
+        }
+        assert!(entries(&scratch.data_dir().join("sandboxes")).is_empty());
+        wait_empty(&scratch.data_dir().join("discarded")).await;
+    }
 }
 
 #[tokio::test]

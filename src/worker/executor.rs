@@ -17,9 +17,10 @@ use tokio::sync::watch;
 use super::admission::Demand;
 use super::builtin;
 use super::confine;
-use super::db::now_rfc3339;
+use super::db::{now_rfc3339, DbError};
 use super::files;
 use super::process::{self, Ended, Spawn};
+use super::progress::{set_state, Pending, Steps};
 use super::sandbox::Sandbox;
 use super::service::{Stop, Worker};
 use crate::tes::types::{ExecutorLog, State, Task, TaskLog};
@@ -33,8 +34,6 @@ pub(crate) async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
     let mut stop = worker.stop_receiver(&id);
     let sandbox = Sandbox::new(worker.config.sandboxes_dir.join(&id));
     let outcome = run_task(&worker, &id, &sandbox, &mut stop).await;
-    // Also on the paths that end early (shutdown, errors recording the state).
-    remove_sandbox(&sandbox).await;
     let seconds = started.elapsed().as_secs_f64();
     let state = match outcome {
         Ok(state) => state,
@@ -47,14 +46,38 @@ pub(crate) async fn run(worker: Arc<Worker>, id: String, demand: Demand) {
         tracing::info!(task = %id, %state, seconds, "task ended");
     }
     worker.finished(&id, demand, state.map(|s| (s, seconds)));
+    // The files of the sandbox set aside before the end was recorded; also the sandbox
+    // itself on the paths that end early (shutdown, errors recording the state).
+    let dirs = [sandbox.dir.clone(), worker.config.discard_dir.join(&id)];
+    let _ = tokio::task::spawn_blocking(move || dirs.iter().for_each(remove_dir)).await;
     if let Err(err) = worker.trim_cache().await {
         tracing::warn!("{err}");
     }
 }
 
-async fn remove_sandbox(sandbox: &Sandbox) {
-    let dir = sandbox.dir.clone();
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+fn remove_dir(dir: &std::path::PathBuf) {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!("removing {}: {e}", dir.display());
+        }
+        _ => {}
+    }
+}
+
+/// Take the sandbox out of `sandboxes/` before the task's end is recorded, so a client
+/// that sees the task end finds the worker done with it. One rename into the discard
+/// directory does it; its files are deleted after the end is recorded (`run`): a few
+/// dozen unlinks, each of which can wait milliseconds for the file system's journal
+/// on a busy disk. If the rename fails, the sandbox is deleted in place.
+async fn set_aside(worker: &Worker, sandbox: &Sandbox, id: &str) {
+    let from = sandbox.dir.clone();
+    let to = worker.config.discard_dir.join(id);
+    let _ = tokio::task::spawn_blocking(move || match std::fs::rename(&from, &to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !from.exists() => {}
+        Err(_) => remove_dir(&from),
+    })
+    .await;
 }
 
 /// The task's final state, or None if this run did not decide it (shut down before
@@ -64,7 +87,8 @@ async fn run_task(
     id: &str,
     sandbox: &Sandbox,
     stop: &mut watch::Receiver<Stop>,
-) -> Result<Option<State>, super::db::DbError> {
+) -> Result<Option<State>, DbError> {
+    let mut steps = Steps::new(id);
     let initial = *stop.borrow();
     if initial == Stop::Shutdown {
         return Ok(None);
@@ -85,11 +109,12 @@ async fn run_task(
     if first == State::Canceled {
         return Ok(Some(State::Canceled));
     }
+    steps.done("INITIALIZING recorded");
     // Keep the creation notes merged into this attempt's log in later updates.
     if let Some(stored) = task.logs.last() {
         log.system_logs.clone_from(&stored.system_logs);
     }
-    let state = match execute(worker, &task, sandbox, stop, &mut log).await {
+    let state = match execute(worker, &task, sandbox, stop, &mut log, &mut steps).await {
         Ok(state) => state,
         Err(message) => {
             let message = crate::diag::mask(&message);
@@ -98,11 +123,11 @@ async fn run_task(
             State::SystemError
         }
     };
-    // Clean up before the terminal state becomes visible: a client that sees the task
-    // end finds the worker done with it.
-    remove_sandbox(sandbox).await;
+    set_aside(worker, sandbox, id).await;
+    steps.done("sandbox set aside");
     log.end_time = Some(now_rfc3339());
     set_state(worker, id, state, Some(&log), false, true).await?;
+    steps.done("end recorded");
     Ok(Some(state))
 }
 
@@ -113,6 +138,7 @@ async fn execute(
     sandbox: &Sandbox,
     stop: &mut watch::Receiver<Stop>,
     log: &mut TaskLog,
+    steps: &mut Steps<'_>,
 ) -> Result<State, String> {
     let config = &worker.config;
     let _ = tokio::fs::remove_dir_all(&sandbox.dir).await;
@@ -122,10 +148,41 @@ async fn execute(
             return stopped(reason.map(|r| *r).unwrap_or(Stop::Shutdown));
         }
     }
+    steps.done("inputs staged");
     let id = task.id.as_deref().unwrap_or_default();
-    set_state(worker, id, State::Running, None, false, true)
-        .await
-        .map_err(|e| e.to_string())?;
+    // RUNNING is written durably, but its fsync overlaps building the Landlock ruleset
+    // and starting bb instead of delaying them. It is awaited right after the first
+    // process starts and in any case before this function returns, so no output leaves
+    // the sandbox and no end state is written before RUNNING is on disk. A crash
+    // before that leaves the task QUEUED (it runs again), after it SYSTEM_ERROR.
+    let mut running: Option<Pending<'_>> = Some(Box::pin(set_state(
+        worker,
+        id,
+        State::Running,
+        None,
+        false,
+        true,
+    )));
+    let outcome = executors(worker, task, sandbox, stop, log, steps, &mut running).await;
+    if let Some(pending) = running.take() {
+        pending.await.map_err(|e| e.to_string())?;
+    }
+    outcome
+}
+
+/// Each executor in turn, then the outputs; `running` is the RUNNING commit, awaited
+/// once the first process has started (`execute`).
+async fn executors(
+    worker: &Worker,
+    task: &Task,
+    sandbox: &Sandbox,
+    stop: &mut watch::Receiver<Stop>,
+    log: &mut TaskLog,
+    steps: &mut Steps<'_>,
+    running: &mut Option<Pending<'_>>,
+) -> Result<State, String> {
+    let config = &worker.config;
+    let id = task.id.as_deref().unwrap_or_default();
     for (i, executor) in task.executors.iter().enumerate() {
         if builtin::is_cat(executor) {
             let mut entry = ExecutorLog {
@@ -186,24 +243,32 @@ async fn execute(
                 confine::ruleset(&policy).map_err(|e| e.to_string())
             })
             .transpose()?;
+        steps.done("Landlock ruleset built");
         let child =
             process::spawn(&spec, confinement).map_err(|e| format!("starting {}: {e}", argv[0]))?;
+        steps.done("bb started (fork, exec)");
+        if let Some(pending) = running.take() {
+            if let Err(err) = pending.await {
+                process::kill(child).await;
+                return Err(format!("recording the task as RUNNING: {err}"));
+            }
+            steps.done("RUNNING recorded (overlapping bb)");
+        }
         let ended = process::wait(child, stop, config.kill_grace)
             .await
             .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
+        steps.done("bb ran");
         entry.end_time = Some(now_rfc3339());
-        entry.stdout = Some(process::tail(&spec.stdout, TAIL_BYTES));
-        entry.stderr = Some(process::tail(&spec.stderr, TAIL_BYTES));
-        for (capture, wanted) in [(&spec.stdout, "stdout"), (&spec.stderr, "stderr")] {
-            let target = if wanted == "stdout" {
-                &executor.stdout
-            } else {
-                &executor.stderr
-            };
-            if let Some(dest) = map(target, wanted)? {
-                copy_capture(capture, &dest).await?;
-            }
-        }
+        let streams = [
+            (spec.stdout.clone(), map(&executor.stdout, "stdout")?),
+            (spec.stderr.clone(), map(&executor.stderr, "stderr")?),
+        ];
+        let [stdout, stderr] = tokio::task::spawn_blocking(move || streams.map(capture))
+            .await
+            .map_err(|e| e.to_string())?;
+        entry.stdout = Some(stdout?);
+        entry.stderr = Some(stderr?);
+        steps.done("streams captured");
         match ended {
             Ended::Exited(code) => {
                 entry.exit_code = code;
@@ -233,6 +298,7 @@ async fn execute(
         }
     }
     files::upload_outputs(task, sandbox, worker, log, None).await?;
+    steps.done("outputs uploaded");
     Ok(State::Complete)
 }
 
@@ -243,67 +309,17 @@ fn stopped(reason: Stop) -> Result<State, String> {
     }
 }
 
-async fn copy_capture(capture: &std::path::Path, dest: &std::path::Path) -> Result<(), String> {
-    if let Some(parent) = dest.parent() {
-        let _ = tokio::fs::create_dir_all(parent).await;
+/// One captured stream: its tail for the task log, after copying it whole to the
+/// executor's `stdout`/`stderr` path if the task names one. Blocking (a few small
+/// file calls, made in one thread hop for both streams).
+fn capture(
+    (captured, dest): (std::path::PathBuf, Option<std::path::PathBuf>),
+) -> Result<String, String> {
+    if let Some(dest) = dest {
+        if let Some(parent) = dest.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::copy(&captured, &dest).map_err(|e| format!("writing {}: {e}", dest.display()))?;
     }
-    tokio::fs::copy(capture, dest)
-        .await
-        .map(drop)
-        .map_err(|e| format!("writing {}: {e}", dest.display()))
-}
-
-/// Move the task to `state`, replacing the current attempt's log with `log` if given.
-/// With `only_from_queued`, leaves a task that is no longer QUEUED untouched and
-/// returns None. Returns the task as stored.
-///
-/// `durable: false` is for INITIALIZING only, which sits on every task's critical
-/// path before bb starts (an fsync is several ms on a busy disk). Losing it in a
-/// crash leaves the task QUEUED, so it runs again after the restart; RUNNING, the
-/// end states and everything a client must be able to rely on are written durably.
-async fn set_state(
-    worker: &Worker,
-    id: &str,
-    state: State,
-    log: Option<&TaskLog>,
-    only_from_queued: bool,
-    durable: bool,
-) -> Result<Option<Task>, super::db::DbError> {
-    let id = id.to_owned();
-    let log = log.cloned();
-    worker
-        .with_db(move |db| {
-            let mut applied = false;
-            let change = |task: &mut Task| {
-                if only_from_queued && task.state != Some(State::Queued) {
-                    return false;
-                }
-                task.state = Some(state);
-                if let Some(mut log) = log {
-                    if only_from_queued {
-                        // A log written at creation (no start time: system notes such as
-                        // ignored backend_parameters) becomes this attempt's log.
-                        match task.logs.last_mut() {
-                            Some(note) if note.start_time.is_none() => {
-                                log.system_logs.splice(0..0, note.system_logs.drain(..));
-                                *note = log;
-                            }
-                            _ => task.logs.push(log),
-                        }
-                    } else if let Some(last) = task.logs.last_mut() {
-                        *last = log;
-                    } else {
-                        task.logs.push(log);
-                    }
-                }
-                applied = true;
-                true
-            };
-            let task = match durable {
-                true => db.update(&id, change)?,
-                false => db.update_volatile(&id, change)?,
-            };
-            Ok(task.filter(|_| applied))
-        })
-        .await
+    Ok(process::tail(&captured, TAIL_BYTES))
 }

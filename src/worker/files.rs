@@ -28,61 +28,96 @@ pub(crate) fn digest_key(container_path: &str) -> String {
 }
 
 /// Create the sandbox tree: inputs, volumes and the parent directories of outputs.
+/// Blobs are fetched into the cache first (the only step that may need the network);
+/// the tree is then made in one blocking call, not one thread hop per file system call.
 pub(crate) async fn materialize(
     task: &Task,
     sandbox: &Sandbox,
     store: &Store,
     cache: &LocalCasCache,
 ) -> Result<(), String> {
-    let root = sandbox.root();
-    create_dir(&root).await?;
-    let mut from_store = Vec::new();
-    for (i, input) in task.inputs.iter().enumerate() {
-        let dest = sandbox
-            .map(&input.path, &format!("inputs[{i}].path"))
-            .map_err(|e| e.to_string())?;
-        create_parent(&dest).await?;
-        match &input.content {
-            Some(content) => tokio::fs::write(&dest, content)
-                .await
-                .map_err(|e| format!("writing input {}: {e}", input.path))?,
-            None => from_store.push((input, dest)),
-        }
-    }
-    // Inputs missing from the cache are downloaded several at once: on a remote store
+    // Blobs missing from the cache are downloaded several at once: on a remote store
     // each is a round trip.
-    let fetches: Vec<_> = from_store
+    let fetches: Vec<_> = task
+        .inputs
         .iter()
-        .map(|(input, dest)| async move {
-            let url = input.url.as_deref().unwrap_or_default();
-            let (_, cached) = cache
-                .fetch_url(store, url)
-                .await
-                .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
-            super::retention::touch(&cached);
-            tokio::fs::copy(&cached, dest)
-                .await
-                .map(drop)
-                .map_err(|e| format!("copying input {} into the sandbox: {e}", input.path))
+        .enumerate()
+        .map(|(i, input)| async move {
+            let dest = sandbox
+                .map(&input.path, &format!("inputs[{i}].path"))
+                .map_err(|e| e.to_string())?;
+            let source = match &input.content {
+                Some(content) => Source::Content(content.clone()),
+                None => {
+                    let url = input.url.as_deref().unwrap_or_default();
+                    let (_, cached) = cache
+                        .fetch_url(store, url)
+                        .await
+                        .map_err(|e| format!("fetching input {url}: {}", error_chain(&e)))?;
+                    Source::Cached(cached)
+                }
+            };
+            Ok::<_, String>((dest, source, input.path.clone()))
         })
         .collect();
-    futures::stream::iter(fetches)
-        .buffer_unordered(INPUT_PARALLELISM)
-        .try_collect::<Vec<()>>()
+    let inputs: Vec<_> = futures::stream::iter(fetches)
+        .buffered(INPUT_PARALLELISM)
+        .try_collect()
         .await?;
+    let mut dirs = Vec::new();
     for volume in &task.volumes {
-        create_dir(&sandbox.map(volume, "volume").map_err(|e| e.to_string())?).await?;
+        dirs.push(sandbox.map(volume, "volume").map_err(|e| e.to_string())?);
     }
     for output in &task.outputs {
         let path = sandbox
             .map(&output.path, "output")
             .map_err(|e| e.to_string())?;
         match output.file_type {
-            FileType::File => create_parent(&path).await?,
-            FileType::Directory => create_dir(&path).await?,
+            FileType::File => dirs.extend(path.parent().map(Path::to_path_buf)),
+            FileType::Directory => dirs.push(path),
         }
     }
-    Ok(())
+    let root = sandbox.root();
+    tokio::task::spawn_blocking(move || stage(&root, inputs, &dirs))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Where an input's bytes come from.
+enum Source {
+    Content(String),
+    /// A blob in the input cache: copied, never linked, so nothing a task does can
+    /// alter a cached blob.
+    Cached(PathBuf),
+}
+
+/// Make the sandbox tree (see [`materialize`]).
+fn stage(
+    root: &Path,
+    inputs: Vec<(PathBuf, Source, String)>,
+    dirs: &[PathBuf],
+) -> Result<(), String> {
+    let create = |dir: &Path| {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
+    };
+    create(root)?;
+    for (dest, source, path) in inputs {
+        if let Some(parent) = dest.parent() {
+            create(parent)?;
+        }
+        match source {
+            Source::Content(content) => {
+                std::fs::write(&dest, content).map_err(|e| format!("writing input {path}: {e}"))?
+            }
+            Source::Cached(cached) => {
+                super::retention::touch(&cached);
+                std::fs::copy(&cached, &dest)
+                    .map(drop)
+                    .map_err(|e| format!("copying input {path} into the sandbox: {e}"))?;
+            }
+        }
+    }
+    dirs.iter().try_for_each(|dir| create(dir))
 }
 
 /// Inputs fetched into the cache at once.
@@ -255,19 +290,6 @@ fn regular_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     found.sort();
     Ok(found)
-}
-
-async fn create_dir(path: &Path) -> Result<(), String> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|e| format!("creating {}: {e}", path.display()))
-}
-
-async fn create_parent(path: &Path) -> Result<(), String> {
-    match path.parent() {
-        Some(parent) => create_dir(parent).await,
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@
 //!   [`builtin`]: the built-in `cat` that rebuilds a request sent in parts;
 //!   [`confine`]: Landlock around each bb process;
 //! - [`service`]: shared state, create/cancel/recover/shutdown; [`admission`]: the
-//!   resource-aware FIFO; [`executor`]: one task's run; [`process`]: the child
-//!   process; [`files`]: inputs and outputs; [`uploads`]: the journal that lets a
+//!   resource-aware FIFO; [`executor`]: one task's run; [`progress`]: its state
+//!   changes and step timings; [`process`]: the child process; [`files`]: inputs and
+//!   outputs; [`uploads`]: the journal that lets a
 //!   restart clean up a large upload a crash interrupted;
 //! - [`db`]: durable state; [`waits`]: long polls (`Prefer: wait=N`) told of each
 //!   committed change; [`metrics`]: `GET /metrics`; [`retention`]: cache budget and
@@ -33,6 +34,7 @@ pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod process;
+pub(crate) mod progress;
 pub(crate) mod retention;
 pub(crate) mod sandbox;
 pub(crate) mod service;
@@ -315,9 +317,18 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
     let data = absolute(&args.data_dir)?;
     let crs_dir = absolute(&args.crs_dir.clone().unwrap_or_else(|| data.join("crs")))?;
     let sandboxes_dir = data.join("sandboxes");
-    // Sandboxes left by a previous run belong to tasks that recovery ends; start clean.
+    let discard_dir = data.join("discarded");
+    // Sandboxes left by a previous run belong to tasks that recovery ends, and
+    // discarded ones to tasks that ended; start clean.
     let _ = std::fs::remove_dir_all(&sandboxes_dir);
-    for dir in [&data, &crs_dir, &sandboxes_dir, &data.join("home")] {
+    let _ = std::fs::remove_dir_all(&discard_dir);
+    for dir in [
+        &data,
+        &crs_dir,
+        &sandboxes_dir,
+        &discard_dir,
+        &data.join("home"),
+    ] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let store = Store::from_url(&args.store, env).map_err(|err| {
@@ -338,6 +349,7 @@ fn build_config(args: &WorkerArgs, env: &Env) -> anyhow::Result<Config> {
         crs_dir,
         home_dir: data.join("home"),
         sandboxes_dir,
+        discard_dir,
         kill_grace: Duration::from_secs_f64(args.kill_grace),
         store,
         // One blob larger than the whole budget could never be kept within it; the

@@ -104,6 +104,14 @@ pub(crate) async fn wait(
     Ok(Ended::Stopped(stopped))
 }
 
+/// Kill the child's whole process group at once and reap the child.
+pub(crate) async fn kill(mut child: Child) {
+    if let Some(pid) = child.id() {
+        signal_group(pid as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait().await;
+}
+
 fn signal_group(group: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill(2) with a negative pid signals that process group; it has no memory
     // effects. The group id is our own child's pid, made a group leader at spawn;

@@ -42,6 +42,8 @@ pub(crate) struct Config {
     /// HOME for every child, so bb's defaults (e.g. `~/.bb-crs`) are worker-owned.
     pub(crate) home_dir: PathBuf,
     pub(crate) sandboxes_dir: PathBuf,
+    /// Sandboxes of ended tasks, moved here to be deleted after the end is recorded.
+    pub(crate) discard_dir: PathBuf,
     /// Between SIGTERM and SIGKILL when stopping a task.
     pub(crate) kill_grace: Duration,
     pub(crate) store: Store,
@@ -99,16 +101,26 @@ impl Worker {
         &self,
         call: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
+        self.start_db(call).await
+    }
+
+    /// [`Worker::with_db`], started now rather than when first polled: the call can
+    /// overlap other work and be awaited later.
+    pub(crate) fn start_db<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, DbError>> + Send + '_ {
         let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || call(&db))
-            .await
-            .expect("database calls do not panic");
-        if let Err(err) = &result {
-            if err.is_io() && !self.db_broken.swap(true, Ordering::SeqCst) {
-                tracing::error!("{err}; unhealthy until the database can be written again");
+        let handle = tokio::task::spawn_blocking(move || call(&db));
+        async move {
+            let result = handle.await.expect("database calls do not panic");
+            if let Err(err) = &result {
+                if err.is_io() && !self.db_broken.swap(true, Ordering::SeqCst) {
+                    tracing::error!("{err}; unhealthy until the database can be written again");
+                }
             }
+            result
         }
-        result
     }
 
     /// False while the task database cannot be written (service-info answers 503).
