@@ -86,7 +86,10 @@ fn locate_for(
                 .iter()
                 .map(|n| dir.map_or_else(|| (*n).to_owned(), |d| d.join(n).display().to_string()))
                 .collect();
-            Err(NativeError::NotFound { looked })
+            Err(NativeError::NotFound {
+                looked,
+                libraries: can_load_libraries,
+            })
         }
     }
 }
@@ -178,6 +181,8 @@ mod tests {
             err.contains(BIN_BESIDE_SHIM) && !err.contains(LIB_BESIDE_SHIM),
             "{err}"
         );
+        // Nor does it suggest a library it would refuse.
+        assert!(!err.contains(env_vars::NATIVE_LIB), "{err}");
         std::fs::write(dir.path().join(BIN_BESIDE_SHIM), b"native").unwrap();
         assert!(matches!(
             locate_for(&e, Some(&shim), false).unwrap(),

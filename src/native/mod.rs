@@ -24,18 +24,32 @@ use crate::env_vars::Env;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// The second way out of [`NativeError::NotFound`], offered only by a shim that can
+/// load a library.
+fn library_hint(libraries: bool) -> String {
+    match libraries {
+        true => format!(" or {} to a libbb shared library", env_vars::NATIVE_LIB),
+        false => String::new(),
+    }
+}
+
 /// Why the native bb could not be run. Each maps to [`crate::exit::NATIVE_MISSING`]
 /// except [`NativeError::Conflict`], which is a configuration error.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum NativeError {
     #[error(
-        "no native bb found: set {bin} to the native bb executable or {lib} to a libbb shared library \
+        "no native bb found: set {bin} to the native bb executable{lib} \
          (looked beside the shim for {looked})",
         bin = env_vars::NATIVE_BIN,
-        lib = env_vars::NATIVE_LIB,
+        lib = library_hint(*.libraries),
         looked = .looked.join(" and ")
     )]
-    NotFound { looked: Vec<String> },
+    NotFound {
+        looked: Vec<String>,
+        /// Whether this shim can load a libbb (not when linked statically), so whether
+        /// to suggest one.
+        libraries: bool,
+    },
     #[error("{var}={path}: {reason}", path = .path.display())]
     Unusable {
         var: &'static str,
