@@ -389,6 +389,19 @@ mod tests {
         }
     }
 
+    /// The result of `task`, COMPLETE on the reference worker, outputs under `/o`.
+    async fn completed(store: &Store, task: &Task) -> Result<RemoteResult, Error> {
+        result_of(
+            store,
+            "t",
+            State::Complete,
+            task,
+            Engine::ReferenceWorker,
+            "/o",
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_stream_whole_in_the_log_is_not_downloaded_and_a_lossy_one_is() {
         let store = Store::from_url("memory:///", &crate::config::Env::default()).unwrap();
@@ -401,16 +414,7 @@ mod tests {
             .await
             .unwrap();
         let task = finished(stdout, stderr, &store);
-        let result = result_of(
-            &store,
-            "t",
-            State::Complete,
-            &task,
-            Engine::ReferenceWorker,
-            "/o",
-        )
-        .await
-        .unwrap();
+        let result = completed(&store, &task).await.unwrap();
         assert_eq!(result.stdout, stdout);
         assert_eq!(
             result.stderr, stderr,
@@ -420,16 +424,7 @@ mod tests {
         // A log tail that does not match the recorded digest is not used.
         let mut forged = finished(stdout, stderr, &store);
         forged.logs[0].logs[0].stdout = Some("Proof forged".into());
-        let err = result_of(
-            &store,
-            "t",
-            State::Complete,
-            &forged,
-            Engine::ReferenceWorker,
-            "/o",
-        )
-        .await
-        .unwrap_err();
+        let err = completed(&store, &forged).await.unwrap_err();
         let chain = crate::logging::error_chain(&err);
         assert!(chain.contains("meta/stdout"), "{chain}");
     }
@@ -461,16 +456,9 @@ mod tests {
         let read = |task: Task| {
             let store = store.clone();
             async move {
-                result_of(
-                    &store,
-                    "t",
-                    State::Complete,
-                    &task,
-                    Engine::ReferenceWorker,
-                    "/o",
-                )
-                .await
-                .map_err(|e| crate::logging::error_chain(&e))
+                completed(&store, &task)
+                    .await
+                    .map_err(|e| crate::logging::error_chain(&e))
             }
         };
         let good = [("/o/proof", inline::encode(proof))];
